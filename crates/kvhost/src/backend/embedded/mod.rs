@@ -1,0 +1,401 @@
+//! The durable embedded backend: one redb database per data directory.
+//!
+//! [`EmbeddedStore::open`] opens (or creates) `<data_dir>/kvhost.redb`, checks its format
+//! version and starts the writer thread; [`EmbeddedStore::bucket`] makes one table per bucket.
+//! Reads run on the caller's thread against a redb snapshot (cheap, never blocked by writers);
+//! writes are queued to the writer thread, which group-commits them (see `writer`).
+//!
+//! Guarantees:
+//! * linearizable: a write is answered after its commit, and every read after that sees it;
+//! * `immediate` buckets: answered after the data is on disk; `relaxed` buckets: answered
+//!   after the commit in memory, on disk within `flush_interval`; a crash loses at most that
+//!   window, and redb's copy-on-write commits mean it never corrupts the file;
+//! * each `set_many` / `delete_many` is one transaction: all of it or none of it;
+//! * a second process opening the same directory gets [`OpenError::InUse`], naming it.
+
+mod record;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend, TableHandle};
+use tokio::sync::oneshot;
+
+use self::record::{FORMAT_VERSION, META, META_FORMAT, META_SEQ};
+use self::writer::{Job, Op, Reply, Writer};
+use super::ordered_page;
+use crate::cursor::ordered_position;
+use crate::{Bucket, CasToken, Durability, Error, KeyPage, PageBudget, Result, Swap};
+
+/// Why an embedded store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory could not be created or its file opened.
+    #[error("cannot open data dir {}: {source}", dir.display())]
+    Io {
+        /// The data directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another process has the directory open.
+    #[error("data dir {} is in use by another process (its kvhost.redb is locked); stop that process or choose another directory with --data-dir", dir.display())]
+    InUse {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The directory was written by a kvhost with another on-disk format.
+    #[error("data dir {} has format version {found}, but this kvhost reads only format {FORMAT_VERSION}; use the kvhost release that wrote it (or a newer one), and `kvhost kv export` to move data between versions", dir.display())]
+    Format {
+        /// The data directory.
+        dir: PathBuf,
+        /// The version found.
+        found: u64,
+    },
+    /// The file is a redb database that kvhost did not write.
+    #[error("data dir {} holds a kvhost.redb that kvhost did not create (it has no format version); move it away or choose another --data-dir", dir.display())]
+    Foreign {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// redb refused the file (damaged, not a database, I/O error).
+    #[error("cannot open the store in data dir {}: {message}", dir.display())]
+    Storage {
+        /// The data directory.
+        dir: PathBuf,
+        /// redb's message.
+        message: String,
+    },
+}
+
+/// An open embedded store; cheap to clone. The writer thread stops, after making every
+/// acknowledged write durable, when the store and all its buckets are dropped.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    label: String,
+    /// `None` only while dropping.
+    jobs: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    poison: Arc<Mutex<Option<String>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens or creates the store in `dir` (created if missing).
+    pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        let io = |source| OpenError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(record::FILE_NAME))
+            .map_err(io)?;
+        let backend = redb::backends::FileBackend::new(file).map_err(|err| storage(dir, err))?;
+        Self::open_with_backend(dir, backend)
+    }
+
+    /// Opens the store on a custom redb storage backend; `dir` only names it in messages.
+    /// This is the seam fault-injection tests use.
+    pub fn open_with_backend(dir: &Path, backend: impl StorageBackend) -> Result<Self, OpenError> {
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|err| match err {
+                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
+                    dir: dir.to_path_buf(),
+                },
+                other => storage(dir, other),
+            })?;
+        let seq = check_format(&db, dir)?;
+        let db = Arc::new(db);
+        let label = format!("embedded store {}", dir.display());
+        let poison = Arc::new(Mutex::new(None));
+        let (jobs, receiver) = mpsc::channel();
+        let writer = Writer {
+            db: Arc::clone(&db),
+            jobs: receiver,
+            seq,
+            poison: Arc::clone(&poison),
+            last_delete: HashMap::new(),
+            opened_at: seq,
+            label: label.clone(),
+        };
+        let writer = std::thread::Builder::new()
+            .name("kvhost-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|source| OpenError::Io {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                db,
+                label,
+                jobs: Some(jobs),
+                writer: Some(writer),
+                poison,
+            }),
+        })
+    }
+
+    /// The bucket `name`, creating its table if needed.
+    pub fn bucket(
+        &self,
+        name: &str,
+        durability: Durability,
+        flush_interval: Duration,
+    ) -> Result<EmbeddedBucket, OpenError> {
+        let table: Arc<str> = record::table_name(name).into();
+        let create = || -> Result<(), redb::Error> {
+            let txn = self.inner.db.begin_write()?;
+            txn.open_table(record::bucket_table(&table))?;
+            txn.commit()?;
+            Ok(())
+        };
+        create().map_err(|err| OpenError::Storage {
+            dir: PathBuf::from(&self.inner.label),
+            message: err.to_string(),
+        })?;
+        Ok(EmbeddedBucket {
+            store: Arc::clone(&self.inner),
+            table,
+            durable: durability == Durability::Immediate,
+            flush_within: flush_interval,
+        })
+    }
+
+    /// The write error that poisoned the store, if any (writes are refused until reopened).
+    pub fn poisoned(&self) -> Option<String> {
+        self.inner.poison.lock().clone()
+    }
+}
+
+fn storage(dir: &Path, err: impl std::fmt::Display) -> OpenError {
+    OpenError::Storage {
+        dir: dir.to_path_buf(),
+        message: err.to_string(),
+    }
+}
+
+/// Checks (or, for a new file, writes) the format version; returns the write sequence.
+fn check_format(db: &Database, dir: &Path) -> Result<u64, OpenError> {
+    let fail = |err: redb::Error| storage(dir, err);
+    let txn = db.begin_write().map_err(|e| fail(e.into()))?;
+    let seq = {
+        let has_tables = txn
+            .list_tables()
+            .map_err(|e| fail(e.into()))?
+            .any(|table| table.name() != META.name());
+        let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
+        let format = meta
+            .get(META_FORMAT)
+            .map_err(|e| fail(e.into()))?
+            .map(|guard| guard.value());
+        match format {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(OpenError::Format {
+                    dir: dir.to_path_buf(),
+                    found,
+                })
+            }
+            None if has_tables => {
+                return Err(OpenError::Foreign {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            None => {
+                meta.insert(META_FORMAT, FORMAT_VERSION)
+                    .map_err(|e| fail(e.into()))?;
+            }
+        }
+        let seq = meta.get(META_SEQ).map_err(|e| fail(e.into()))?;
+        seq.map(|guard| guard.value()).unwrap_or(0)
+    };
+    txn.commit().map_err(|e| fail(e.into()))?;
+    Ok(seq)
+}
+
+/// One bucket (table) of an [`EmbeddedStore`].
+pub struct EmbeddedBucket {
+    store: Arc<Inner>,
+    table: Arc<str>,
+    durable: bool,
+    flush_within: Duration,
+}
+
+impl EmbeddedBucket {
+    async fn write(&self, op: Op) -> Result<Reply> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            table: Arc::clone(&self.table),
+            durable: self.durable || matches!(op, Op::Flush),
+            flush_within: self.flush_within,
+            op,
+            reply,
+        };
+        let stopped = || Error::other(format!("{}: the writer has stopped", self.store.label));
+        let jobs = self.store.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `read` on a snapshot of this bucket's table.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(
+            &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+            &redb::ReadTransaction,
+        ) -> Result<T>,
+    ) -> Result<T> {
+        let fail =
+            |err: redb::Error| Error::other(format!("{}: read failed: {err}", self.store.label));
+        let txn = self.store.db.begin_read().map_err(|e| fail(e.into()))?;
+        let table = txn
+            .open_table(record::bucket_table(&self.table))
+            .map_err(|e| fail(e.into()))?;
+        read(&table, &txn)
+    }
+}
+
+fn read_error(err: impl Into<redb::Error>) -> Error {
+    Error::other(format!("embedded store: read failed: {}", err.into()))
+}
+
+fn value_of(
+    table: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<(u64, Vec<u8>)>> {
+    match table.get(key).map_err(read_error)? {
+        Some(guard) => {
+            let (version, value) = record::decode(guard.value())?;
+            Ok(Some((version, value.to_vec())))
+        }
+        None => Ok(None),
+    }
+}
+
+fn unexpected(reply: Reply) -> Error {
+    let what = match reply {
+        Reply::Done => "done",
+        Reply::Counter(_) => "a counter",
+        Reply::Swap(_) => "a swap",
+    };
+    Error::other(format!(
+        "embedded store: internal error: unexpected reply ({what})"
+    ))
+}
+
+#[async_trait]
+impl Bucket for EmbeddedBucket {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|table, _| Ok(value_of(table, key)?.map(|(_, value)| value)))
+    }
+
+    async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
+        self.write(Op::Set(key, value)).await.map(drop)
+    }
+
+    async fn delete(&self, key: String) -> Result<()> {
+        self.write(Op::Delete(key)).await.map(drop)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        self.read(|table, _| Ok(table.get(key).map_err(read_error)?.is_some()))
+    }
+
+    async fn list_keys(&self, position: Option<Vec<u8>>, budget: PageBudget) -> Result<KeyPage> {
+        let after = position.map(ordered_position).transpose()?;
+        self.read(|table, _| {
+            let range = match &after {
+                Some(key) => table.range::<&str>((
+                    std::ops::Bound::Excluded(key.as_str()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => table.range::<&str>(..),
+            }
+            .map_err(read_error)?;
+            let keys = range.map(|entry| {
+                let (key, _) = entry.map_err(read_error)?;
+                Ok(key.value().to_string())
+            });
+            ordered_page(keys, budget)
+        })
+    }
+
+    async fn increment(&self, key: String, delta: i64) -> Result<i64> {
+        match self.write(Op::Increment(key, delta)).await? {
+            Reply::Counter(value) => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn cas_begin(&self, key: String) -> Result<CasToken> {
+        self.read(|table, txn| match value_of(table, &key)? {
+            Some((version, value)) => Ok(CasToken::new(key, Some(value), version)),
+            None => {
+                let meta = txn.open_table(META).map_err(read_error)?;
+                let seq = meta.get(META_SEQ).map_err(read_error)?;
+                Ok(CasToken::new(
+                    key,
+                    None,
+                    seq.map(|g| g.value()).unwrap_or(0),
+                ))
+            }
+        })
+    }
+
+    async fn cas_swap(&self, token: CasToken, value: Vec<u8>) -> Result<Swap> {
+        match self.write(Op::Swap(token, value)).await? {
+            Reply::Swap(swap) => Ok(swap),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        self.read(|table, _| {
+            keys.into_iter()
+                .map(|key| {
+                    let value = value_of(table, &key)?.map(|(_, value)| value);
+                    Ok((key, value))
+                })
+                .collect()
+        })
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.write(Op::SetMany(entries)).await.map(drop)
+    }
+
+    async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
+        self.write(Op::DeleteMany(keys)).await.map(drop)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.write(Op::Flush).await.map(drop)
+    }
+}

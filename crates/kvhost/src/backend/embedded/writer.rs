@@ -1,0 +1,324 @@
+//! The writer thread: every write to an embedded store goes through here, in group commits.
+//!
+//! redb allows one write transaction at a time, and an fsync costs milliseconds, so writers
+//! queue [`Job`]s on a channel and one thread drains them: it takes every job waiting (up to
+//! [`MAX_BATCH`]), applies them in arrival order inside one transaction, commits once, then
+//! answers each. Concurrent writers therefore share one fsync; a lone writer pays one.
+//!
+//! Durability: the commit is `Immediate` (fsync before anyone is answered) if any job in the
+//! batch belongs to an `immediate` bucket or is a flush; otherwise it is a non-durable commit,
+//! visible to readers at once, and the thread schedules a durable commit within the smallest
+//! `flush_within` of the batch. A later durable commit persists all earlier non-durable ones.
+//!
+//! Invariants:
+//! * a job is answered `Ok` only after the commit that holds it returned `Ok`;
+//! * after any storage error the store is *poisoned*: no later write is acknowledged (each
+//!   gets the original error) until the store is reopened. Acknowledging on top of a failed
+//!   fsync could report data as durable that is not.
+//! * versions: each batch takes the next value of the `seq` counter, stamps it on every record
+//!   it writes and stores it in `kvhost_meta`; versions only grow, so A -> B -> A is visible.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redb::{Database, ReadableTable, Table, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::record::{self, META, META_SEQ};
+use crate::backend::cas_allows;
+use crate::{counter, CasToken, Error, Result, Swap};
+
+/// Most jobs in one transaction.
+pub(crate) const MAX_BATCH: usize = 1024;
+
+/// One write request.
+pub(crate) struct Job {
+    /// The bucket's table name.
+    pub table: Arc<str>,
+    /// Whether the caller must not be answered before the write is on disk.
+    pub durable: bool,
+    /// For non-durable jobs: the longest the write may stay only in memory.
+    pub flush_within: Duration,
+    pub op: Op,
+    pub reply: oneshot::Sender<Result<Reply>>,
+}
+
+/// What a job does.
+pub(crate) enum Op {
+    Set(String, Vec<u8>),
+    Delete(String),
+    Increment(String, i64),
+    Swap(CasToken, Vec<u8>),
+    SetMany(Vec<(String, Vec<u8>)>),
+    DeleteMany(Vec<String>),
+    /// Writes nothing; forces a durable commit.
+    Flush,
+}
+
+/// A job's answer.
+pub(crate) enum Reply {
+    Done,
+    Counter(i64),
+    Swap(Swap),
+}
+
+/// The state the thread owns.
+pub(crate) struct Writer {
+    pub db: Arc<Database>,
+    pub jobs: Receiver<Job>,
+    /// The version of the latest commit.
+    pub seq: u64,
+    /// Set once a commit fails; shared so readers of the store can report it too.
+    pub poison: Arc<Mutex<Option<String>>>,
+    /// Per table: the version of the latest delete that removed a key. Tables absent here
+    /// had none since the store was opened, so they count from `opened_at`.
+    pub last_delete: HashMap<Arc<str>, u64>,
+    pub opened_at: u64,
+    /// Describes the store in messages.
+    pub label: String,
+}
+
+/// Why a batch failed as a whole.
+struct Fatal(String);
+
+impl From<redb::Error> for Fatal {
+    fn from(err: redb::Error) -> Self {
+        Fatal(err.to_string())
+    }
+}
+
+macro_rules! impl_fatal_from {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for Fatal {
+            fn from(err: $ty) -> Self {
+                Fatal::from(redb::Error::from(err))
+            }
+        }
+    )*};
+}
+impl_fatal_from!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+impl Writer {
+    /// Runs until every sender is gone, then makes pending writes durable and returns.
+    pub fn run(mut self) {
+        let mut flush_due: Option<Instant> = None;
+        loop {
+            let first = match flush_due {
+                None => match self.jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+                Some(due) => {
+                    match self
+                        .jobs
+                        .recv_timeout(due.saturating_duration_since(Instant::now()))
+                    {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout) => {
+                            self.commit_batch(Vec::new(), true);
+                            flush_due = None;
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let durable = batch.iter().any(|job| job.durable);
+            let within = batch.iter().map(|job| job.flush_within).min();
+            if self.commit_batch(batch, durable) && !durable {
+                let due = Instant::now() + within.unwrap_or_default();
+                flush_due = Some(flush_due.map_or(due, |current| current.min(due)));
+            } else if durable {
+                flush_due = None;
+            }
+        }
+        if flush_due.is_some() {
+            self.commit_batch(Vec::new(), true);
+        }
+    }
+
+    /// Applies and commits one batch and answers its jobs. Returns whether it committed.
+    fn commit_batch(&mut self, batch: Vec<Job>, durable: bool) -> bool {
+        if let Some(reason) = self.poison.lock().clone() {
+            answer_all(batch, &self.refusal(&reason));
+            return false;
+        }
+        let version = self.seq + 1;
+        let mut deletes = Vec::new();
+        let outcome = self.apply(&batch, version, durable, &mut deletes);
+        match outcome {
+            Ok(results) => {
+                self.seq = version;
+                for table in deletes {
+                    self.last_delete.insert(table, version);
+                }
+                for (job, result) in batch.into_iter().zip(results) {
+                    // A caller that gave up waiting is not an error.
+                    let _ = job.reply.send(result);
+                }
+                true
+            }
+            Err(Fatal(reason)) => {
+                *self.poison.lock() = Some(reason.clone());
+                answer_all(batch, &format!("{}: a write failed: {reason}", self.label));
+                false
+            }
+        }
+    }
+
+    fn apply(
+        &self,
+        batch: &[Job],
+        version: u64,
+        durable: bool,
+        deletes: &mut Vec<Arc<str>>,
+    ) -> Result<Vec<Result<Reply>>, Fatal> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(if durable {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        })?;
+        let mut results = Vec::with_capacity(batch.len());
+        for job in batch {
+            let last_delete = self.last_delete_of(&job.table, deletes, version);
+            let mut table = txn.open_table(record::bucket_table(&job.table))?;
+            let mut deleted = false;
+            results.push(apply_op(
+                &mut table,
+                &job.op,
+                version,
+                last_delete,
+                &mut deleted,
+            )?);
+            if deleted {
+                deletes.push(Arc::clone(&job.table));
+            }
+        }
+        stamp_seq(&txn, version)?;
+        txn.commit()?;
+        Ok(results)
+    }
+
+    fn last_delete_of(&self, table: &Arc<str>, pending: &[Arc<str>], version: u64) -> u64 {
+        if pending.contains(table) {
+            return version;
+        }
+        self.last_delete
+            .get(table)
+            .copied()
+            .unwrap_or(self.opened_at)
+    }
+
+    fn refusal(&self, reason: &str) -> String {
+        format!(
+            "{}: refusing writes because an earlier write failed ({reason}); \
+             nothing after it was acknowledged. Restart kvhost to reopen the store",
+            self.label
+        )
+    }
+}
+
+fn answer_all(batch: Vec<Job>, message: &str) {
+    for job in batch {
+        let _ = job.reply.send(Err(Error::other(message)));
+    }
+}
+
+fn stamp_seq(txn: &WriteTransaction, version: u64) -> Result<(), Fatal> {
+    txn.open_table(META)?.insert(META_SEQ, version)?;
+    Ok(())
+}
+
+type BucketTable<'t> = Table<'t, &'static str, &'static [u8]>;
+
+/// The current version and value of `key`.
+fn current(table: &BucketTable<'_>, key: &str) -> Result<Option<(u64, Vec<u8>)>, Fatal> {
+    match table.get(key)? {
+        Some(guard) => {
+            let (version, value) =
+                record::decode(guard.value()).map_err(|e| Fatal(e.to_string()))?;
+            Ok(Some((version, value.to_vec())))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Applies one job. `Err` is fatal for the batch; `Ok(Err(..))` is this job's own error.
+fn apply_op(
+    table: &mut BucketTable<'_>,
+    op: &Op,
+    version: u64,
+    last_delete: u64,
+    deleted: &mut bool,
+) -> Result<Result<Reply>, Fatal> {
+    let put = |table: &mut BucketTable<'_>, key: &str, value: &[u8]| -> Result<(), Fatal> {
+        table.insert(key, record::encode(version, value).as_slice())?;
+        Ok(())
+    };
+    let reply = match op {
+        Op::Set(key, value) => {
+            put(table, key, value)?;
+            Reply::Done
+        }
+        Op::SetMany(entries) => {
+            for (key, value) in entries {
+                put(table, key, value)?;
+            }
+            Reply::Done
+        }
+        Op::Delete(key) => {
+            *deleted |= table.remove(key.as_str())?.is_some();
+            Reply::Done
+        }
+        Op::DeleteMany(keys) => {
+            for key in keys {
+                *deleted |= table.remove(key.as_str())?.is_some();
+            }
+            Reply::Done
+        }
+        Op::Increment(key, delta) => {
+            let now = current(table, key)?;
+            let new = match counter::add(key, now.as_ref().map(|(_, v)| v.as_slice()), *delta) {
+                Ok(new) => new,
+                Err(err) => return Ok(Err(err)),
+            };
+            put(table, key, &counter::format(new))?;
+            Reply::Counter(new)
+        }
+        Op::Swap(token, value) => {
+            let now = current(table, token.key())?;
+            if cas_allows(token, now.as_ref().map(|(v, _)| *v), last_delete) {
+                put(table, token.key(), value)?;
+                Reply::Swap(Swap::Swapped)
+            } else {
+                // The fresh token is made inside this transaction, so it reflects every
+                // write committed before it and earlier jobs of this batch: stamped with this
+                // batch's version if one of them wrote the key.
+                let fresh = match now {
+                    Some((v, bytes)) => CasToken::new(token.key().to_string(), Some(bytes), v),
+                    None => CasToken::new(token.key().to_string(), None, version),
+                };
+                Reply::Swap(Swap::Stale(fresh))
+            }
+        }
+        Op::Flush => Reply::Done,
+    };
+    Ok(Ok(reply))
+}

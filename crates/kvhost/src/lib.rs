@@ -1,0 +1,49 @@
+//! # kvhost: the host side of `wasi:keyvalue`
+//!
+//! A WebAssembly component calls `open("cache")`, then `get`, `set`, `increment`, ... on the
+//! bucket it got back. This crate is what answers those calls, independent of WebAssembly:
+//!
+//! * [`Bucket`] is the seam every storage engine implements (the memory map, the embedded
+//!   redb store, later Redis). It speaks in owned keys and values and opaque cursor positions.
+//! * [`BucketHandle`] is what callers hold: it checks [`Limits`] before any I/O and turns
+//!   backend positions into the versioned, opaque cursor strings guests see.
+//! * [`Registry`] maps bucket names to buckets, built from a [`Config`] (`kvhost.toml`), and
+//!   answers `open(name)` with the three errors the interface knows ([`Error`]).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use kvhost::{Config, Grants, Registry};
+//!
+//! let config = Config::from_toml_str("[buckets.cache]\nbackend = \"memory\"\n", "example.toml")?;
+//! let registry = Registry::from_config(&config)?;
+//! let cache = registry.open("cache", &Grants::All)?;
+//! cache.set("greeting".into(), b"hello".to_vec()).await?;
+//! assert_eq!(cache.get("greeting").await?, Some(b"hello".to_vec()));
+//! assert_eq!(cache.increment("visits".into(), 2).await?, 2);
+//! # Ok(()) }
+//! ```
+//!
+//! The consistency promise: every backend in this crate is linearizable, so a client always
+//! reads its own writes. Durability per embedded bucket is described in [`Durability`].
+#![deny(missing_docs)]
+
+pub mod backend;
+mod bucket;
+pub mod config;
+mod counter;
+mod cursor;
+mod error;
+mod handle;
+mod limits;
+mod registry;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use bucket::{Bucket, CasToken, KeyPage, PageBudget, Swap};
+pub use config::{BackendKind, BucketConfig, Config, ConfigError, Durability};
+pub use cursor::{decode_cursor, encode_cursor, CURSOR_VERSION};
+pub use error::{Error, Result};
+pub use handle::{BucketHandle, KeyResponse};
+pub use limits::Limits;
+pub use registry::{Grants, Registry, SetupError};

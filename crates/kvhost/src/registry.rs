@@ -1,0 +1,176 @@
+//! [`Registry`]: bucket name -> bucket, and the answer to `open(name)`.
+//!
+//! The registry is built once (from a [`Config`] or by hand) and shared by every client. It
+//! owns the backends: embedded buckets of one data directory share one store, memory buckets
+//! each own a map. `open` applies [`Grants`]: an unknown name is `NoSuchStore`, a configured
+//! name the caller was not granted is `AccessDenied`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::backend::memory::MemoryBucket;
+use crate::config::{BackendKind, Config, ConfigError};
+use crate::{Bucket, BucketHandle, Error, Limits, Result};
+
+/// Which buckets a caller may open.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Grants {
+    /// Every configured bucket.
+    #[default]
+    All,
+    /// Only these names.
+    Only(BTreeSet<String>),
+}
+
+impl Grants {
+    /// The grants a config's `allow` list gives a component.
+    pub fn from_config(config: &Config) -> Self {
+        match &config.allow {
+            None => Grants::All,
+            Some(names) => Grants::Only(names.iter().cloned().collect()),
+        }
+    }
+
+    /// Whether `name` is granted.
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Grants::All => true,
+            Grants::Only(names) => names.contains(name),
+        }
+    }
+}
+
+/// Why a registry could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The configuration is wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The embedded store could not be opened.
+    #[cfg(feature = "embedded")]
+    #[error(transparent)]
+    Embedded(#[from] crate::backend::embedded::OpenError),
+    /// The configuration asks for a backend this build does not include.
+    #[error("bucket {bucket:?} uses backend {backend:?}, which this build of kvhost does not include (enable the cargo feature {backend:?})")]
+    NotBuilt {
+        /// The bucket.
+        bucket: String,
+        /// The backend's name.
+        backend: &'static str,
+    },
+}
+
+/// The buckets a host provides, by name.
+pub struct Registry {
+    buckets: BTreeMap<String, Arc<dyn Bucket>>,
+    limits: Arc<Limits>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("buckets", &self.buckets.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry enforcing `limits`; add buckets with [`Registry::insert`].
+    pub fn new(limits: Limits) -> Self {
+        Registry {
+            buckets: BTreeMap::new(),
+            limits: Arc::new(limits),
+        }
+    }
+
+    /// Builds every configured bucket, opening the embedded store if any bucket uses it.
+    pub fn from_config(config: &Config) -> Result<Self, SetupError> {
+        let mut registry = Registry::new(config.limits.clone());
+        #[cfg(feature = "embedded")]
+        let mut store: Option<crate::backend::embedded::EmbeddedStore> = None;
+        for (name, bucket) in &config.buckets {
+            let backend: Arc<dyn Bucket> = match bucket.backend {
+                BackendKind::Memory => Arc::new(MemoryBucket::new()),
+                #[cfg(feature = "embedded")]
+                BackendKind::Embedded => {
+                    let store = match &mut store {
+                        Some(store) => store,
+                        None => store.insert(crate::backend::embedded::EmbeddedStore::open(
+                            &config.data_dir,
+                        )?),
+                    };
+                    Arc::new(store.bucket(name, bucket.durability, bucket.flush_interval)?)
+                }
+                #[cfg(not(feature = "embedded"))]
+                BackendKind::Embedded => {
+                    return Err(SetupError::NotBuilt {
+                        bucket: name.clone(),
+                        backend: "embedded",
+                    })
+                }
+            };
+            registry.insert(name.clone(), backend);
+        }
+        Ok(registry)
+    }
+
+    /// Adds (or replaces) a bucket under `name`.
+    pub fn insert(&mut self, name: impl Into<String>, bucket: Arc<dyn Bucket>) {
+        self.buckets.insert(name.into(), bucket);
+    }
+
+    /// Opens bucket `name` for a caller holding `grants`.
+    pub fn open(&self, name: &str, grants: &Grants) -> Result<BucketHandle> {
+        let bucket = self.buckets.get(name).ok_or(Error::NoSuchStore)?;
+        if !grants.allows(name) {
+            return Err(Error::AccessDenied);
+        }
+        Ok(BucketHandle::new(
+            name,
+            Arc::clone(bucket),
+            Arc::clone(&self.limits),
+        ))
+    }
+
+    /// The configured bucket names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.buckets.keys().map(String::as_str)
+    }
+
+    /// The limits every handle enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Makes every acknowledged write of every bucket durable.
+    pub async fn flush(&self) -> Result<()> {
+        for bucket in self.buckets.values() {
+            bucket.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_distinguishes_unknown_from_denied() {
+        let mut registry = Registry::new(Limits::default());
+        registry.insert("granted", Arc::new(MemoryBucket::new()));
+        registry.insert("secret", Arc::new(MemoryBucket::new()));
+        let grants = Grants::Only(BTreeSet::from(["granted".to_string()]));
+        assert!(registry.open("granted", &grants).is_ok());
+        assert_eq!(
+            registry.open("secret", &grants).unwrap_err(),
+            Error::AccessDenied
+        );
+        assert_eq!(
+            registry.open("missing", &grants).unwrap_err(),
+            Error::NoSuchStore
+        );
+        assert!(registry.open("secret", &Grants::All).is_ok());
+    }
+}
