@@ -1,1 +1,51 @@
-fn main() {}
+//! `kvhost`: the command-line front end.
+//!
+//! A thin layer: [`cli`] declares the commands, [`setup`] turns flags and `kvhost.toml` into a
+//! [`kvhost::Registry`], and [`kv`] implements `kvhost kv ...` on top of the library. Exit
+//! status: 0 on success, 1 when `kv get` finds no such key, 2 on any error (printed to stderr
+//! with what to do next), as clap does for usage errors.
+
+mod cli;
+mod kv;
+mod setup;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// What a successful command tells the shell.
+pub(crate) enum Outcome {
+    /// Exit 0.
+    Done,
+    /// Exit 1: the thing looked for does not exist (like `grep` finding nothing).
+    NotFound,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Kv(args) => kv::run(args).await,
+        }
+    });
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NotFound) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

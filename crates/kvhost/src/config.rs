@@ -36,12 +36,12 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML, has an unknown key, or a value of the wrong type.
     #[error("{origin}: {message}")]
@@ -72,6 +72,16 @@ pub enum BackendKind {
     Embedded,
     /// A map in memory: fast, and gone when the process exits.
     Memory,
+}
+
+impl BackendKind {
+    /// The name used for this backend in `kvhost.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Embedded => "embedded",
+            BackendKind::Memory => "memory",
+        }
+    }
 }
 
 /// When an acknowledged write to an embedded bucket is on disk.
@@ -156,9 +166,9 @@ impl Config {
     /// Reads and validates a config file. A relative `data_dir` is resolved against the
     /// file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mut config = Config::from_toml_str(&text, &path.display().to_string())?;
         if config.data_dir.is_relative() {

@@ -38,12 +38,12 @@ use crate::{Bucket, CasToken, Durability, Error, KeyPage, PageBudget, Result, Sw
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The data directory could not be created or its file opened.
-    #[error("cannot open data dir {}: {source}", dir.display())]
+    #[error("cannot open data dir {}: {error}", dir.display())]
     Io {
         /// The data directory.
         dir: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Another process has the directory open.
     #[error("data dir {} is in use by another process (its kvhost.redb is locked); stop that process or choose another directory with --data-dir", dir.display())]
@@ -103,9 +103,9 @@ impl Drop for Inner {
 impl EmbeddedStore {
     /// Opens or creates the store in `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        let io = |source| OpenError::Io {
+        let io = |error| OpenError::Io {
             dir: dir.to_path_buf(),
-            source,
+            error,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
         let file = std::fs::OpenOptions::new()
@@ -147,9 +147,9 @@ impl EmbeddedStore {
         let writer = std::thread::Builder::new()
             .name("kvhost-writer".into())
             .spawn(move || writer.run())
-            .map_err(|source| OpenError::Io {
+            .map_err(|error| OpenError::Io {
                 dir: dir.to_path_buf(),
-                source,
+                error,
             })?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {

@@ -1,0 +1,252 @@
+//! `kvhost kv ...`: administer buckets from the shell, through the same library and config a
+//! component would use (limits included; grants do not apply to the administrator).
+
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+
+use anyhow::{anyhow, Context, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kvhost::{BucketHandle, Error, Grants, Registry};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{KvArgs, KvCommand};
+use crate::setup::open_registry;
+use crate::Outcome;
+
+/// Entries per `set_many` during import.
+const IMPORT_BATCH_ENTRIES: usize = 1000;
+/// Value bytes per `set_many` during import.
+const IMPORT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// One line of `export` output and `import` input.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    key: String,
+    /// The value, base64 (standard alphabet, padded).
+    value: String,
+}
+
+pub async fn run(args: KvArgs) -> Result<Outcome> {
+    let (config, registry) = open_registry(&args.config)?;
+    let outcome = match args.command {
+        KvCommand::Get { bucket, key } => {
+            let bucket = open(&registry, &bucket)?;
+            match bucket.get(&key).await.map_err(|e| op_error(&bucket, e))? {
+                Some(value) => {
+                    write_stdout(|out| out.write_all(&value))?;
+                    Outcome::Done
+                }
+                None => {
+                    eprintln!("key {key:?} does not exist in bucket {:?}", bucket.name());
+                    Outcome::NotFound
+                }
+            }
+        }
+        KvCommand::Set { bucket, key, value } => {
+            let bucket = open(&registry, &bucket)?;
+            let value = if value == "-" {
+                let mut bytes = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut bytes)
+                    .context("cannot read the value from stdin")?;
+                bytes
+            } else {
+                value.into_bytes()
+            };
+            bucket
+                .set(key, value)
+                .await
+                .map_err(|e| op_error(&bucket, e))?;
+            Outcome::Done
+        }
+        KvCommand::Delete { bucket, key } => {
+            let bucket = open(&registry, &bucket)?;
+            bucket.delete(key).await.map_err(|e| op_error(&bucket, e))?;
+            Outcome::Done
+        }
+        KvCommand::List { bucket } => {
+            let bucket = open(&registry, &bucket)?;
+            for_each_page(&bucket, |keys| {
+                write_stdout(|out| keys.iter().try_for_each(|key| writeln!(out, "{key}")))
+            })
+            .await?;
+            Outcome::Done
+        }
+        KvCommand::Export { bucket } => {
+            export(&open(&registry, &bucket)?).await?;
+            Outcome::Done
+        }
+        KvCommand::Import { bucket, file } => {
+            import(&open(&registry, &bucket)?, &file).await?;
+            Outcome::Done
+        }
+        KvCommand::Buckets => {
+            write_stdout(|out| {
+                config.buckets.iter().try_for_each(|(name, bucket)| {
+                    writeln!(out, "{name}\t{}", bucket.backend.name())
+                })
+            })?;
+            Outcome::Done
+        }
+    };
+    registry
+        .flush()
+        .await
+        .map_err(|e| anyhow!("{e}"))
+        .context("cannot flush writes to disk")?;
+    Ok(outcome)
+}
+
+/// Opens a bucket with every grant, turning "no such store" into advice.
+fn open(registry: &Registry, name: &str) -> Result<BucketHandle> {
+    registry.open(name, &Grants::All).map_err(|err| match err {
+        Error::NoSuchStore => anyhow!(
+            "no bucket named {name:?}; configured buckets: {}. Add a [buckets.{name}] table to \
+             kvhost.toml (or pass --config) to create it",
+            registry.names().collect::<Vec<_>>().join(", ")
+        ),
+        other => anyhow!("cannot open bucket {name:?}: {other}"),
+    })
+}
+
+fn op_error(bucket: &BucketHandle, err: Error) -> anyhow::Error {
+    anyhow!("bucket {:?}: {err}", bucket.name())
+}
+
+/// Runs `write` on a locked stdout; a closed pipe (`kvhost kv list | head`) is not an error.
+fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+/// Calls `each` with every page of keys, first to last.
+async fn for_each_page(
+    bucket: &BucketHandle,
+    mut each: impl FnMut(Vec<String>) -> Result<()>,
+) -> Result<()> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = bucket
+            .list_keys(cursor.as_deref())
+            .await
+            .map_err(|e| op_error(bucket, e))?;
+        each(page.keys)?;
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn export(bucket: &BucketHandle) -> Result<()> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = bucket
+            .list_keys(cursor.as_deref())
+            .await
+            .map_err(|e| op_error(bucket, e))?;
+        let entries = bucket
+            .get_many(page.keys)
+            .await
+            .map_err(|e| op_error(bucket, e))?;
+        write_stdout(|out| {
+            // A key deleted between listing and reading is simply not exported.
+            for (key, value) in entries {
+                if let Some(value) = value {
+                    let line = Line {
+                        key,
+                        value: STANDARD.encode(value),
+                    };
+                    serde_json::to_writer(&mut *out, &line)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            Ok(())
+        })?;
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn import(bucket: &BucketHandle, file: &str) -> Result<()> {
+    let (input, progress): (Box<dyn BufRead>, ProgressBar) = if file == "-" {
+        (
+            Box::new(BufReader::new(std::io::stdin())),
+            ProgressBar::new_spinner(),
+        )
+    } else {
+        let opened = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
+        let size = opened.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(BufReader::new(opened)), ProgressBar::new(size))
+    };
+    if std::io::stderr().is_terminal() {
+        progress.set_draw_target(ProgressDrawTarget::stderr());
+        progress.set_style(
+            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+    } else {
+        progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let source = if file == "-" { "stdin" } else { file };
+    let mut batch = Vec::new();
+    let (mut batch_bytes, mut imported) = (0usize, 0usize);
+    for (index, line) in input.lines().enumerate() {
+        let number = index + 1;
+        let line = line.with_context(|| format!("{source}:{number}: cannot read the line"))?;
+        progress.inc(line.len() as u64 + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: Line = serde_json::from_str(&line).with_context(|| {
+            format!("{source}:{number}: expected {{\"key\": \"...\", \"value\": \"<base64>\"}}")
+        })?;
+        let value = STANDARD
+            .decode(&entry.value)
+            .with_context(|| format!("{source}:{number}: value is not valid base64"))?;
+        let limits = bucket.limits();
+        limits
+            .check_key(&entry.key)
+            .and_then(|()| limits.check_value(&entry.key, &value))
+            .map_err(|e| anyhow!("{source}:{number}: {e}"))?;
+        batch_bytes += entry.key.len() + value.len();
+        batch.push((entry.key, value));
+        if batch.len() >= IMPORT_BATCH_ENTRIES || batch_bytes >= IMPORT_BATCH_BYTES {
+            imported += write_batch(bucket, &mut batch, imported).await?;
+            batch_bytes = 0;
+            progress.set_message(format!("{imported} entries"));
+        }
+    }
+    imported += write_batch(bucket, &mut batch, imported).await?;
+    progress.finish_and_clear();
+    eprintln!(
+        "imported {imported} entries into bucket {:?}",
+        bucket.name()
+    );
+    Ok(())
+}
+
+async fn write_batch(
+    bucket: &BucketHandle,
+    batch: &mut Vec<(String, Vec<u8>)>,
+    imported: usize,
+) -> Result<usize> {
+    let count = batch.len();
+    if count > 0 {
+        bucket.set_many(std::mem::take(batch)).await.map_err(|e| {
+            anyhow!(
+                "bucket {:?}: {e} ({imported} entries were imported before this batch)",
+                bucket.name()
+            )
+        })?;
+    }
+    Ok(count)
+}

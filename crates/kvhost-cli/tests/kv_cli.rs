@@ -1,0 +1,269 @@
+//! End-to-end tests of `kvhost kv`, driving the built binary.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const KVHOST: &str = env!("CARGO_BIN_EXE_kvhost");
+
+/// Runs `kvhost kv ARGS...` in `dir` with `stdin`.
+fn kv(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(KVHOST)
+        .arg("kv")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kvhost starts");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(output: Output) -> Vec<u8> {
+    assert!(
+        output.status.success(),
+        "kvhost failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn get_set_delete_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(kv(d, &["set", "default", "greeting", "hello"], b""));
+    assert_eq!(ok(kv(d, &["get", "default", "greeting"], b"")), b"hello");
+    ok(kv(d, &["set", "default", "blob", "-"], b"bin\0ary\xff"));
+    assert_eq!(ok(kv(d, &["get", "default", "blob"], b"")), b"bin\0ary\xff");
+    ok(kv(d, &["set", "default", "empty", "-"], b""));
+    assert_eq!(
+        ok(kv(d, &["get", "default", "empty"], b"")),
+        b"",
+        "empty is a value"
+    );
+
+    let listed = ok(kv(d, &["list", "default"], b""));
+    assert_eq!(
+        String::from_utf8(listed).unwrap(),
+        "blob\nempty\ngreeting\n"
+    );
+
+    ok(kv(d, &["delete", "default", "greeting"], b""));
+    ok(kv(d, &["delete", "default", "greeting"], b""));
+    let missing = kv(d, &["get", "default", "greeting"], b"");
+    assert_eq!(missing.status.code(), Some(1), "missing key exits 1");
+    assert!(
+        stderr(&missing).contains("\"greeting\" does not exist"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(missing.stdout.is_empty());
+    assert!(
+        d.join(".kvhost/kvhost.redb").is_file(),
+        "default data dir is ./.kvhost"
+    );
+}
+
+#[test]
+fn import_export_round_trips_30000_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut expected = BTreeMap::new();
+    let mut input = String::new();
+    for i in 0..30_000u32 {
+        let key = format!("user/{i:05}/é");
+        let value: Vec<u8> = (0..(i % 97))
+            .map(|j| (i.wrapping_mul(31) + j) as u8)
+            .collect();
+        input.push_str(&format!(
+            "{{\"key\":{},\"value\":\"{}\"}}\n",
+            serde_json_string(&key),
+            base64_encode(&value)
+        ));
+        expected.insert(key, value);
+    }
+    std::fs::write(d.join("in.jsonl"), &input).unwrap();
+    let imported = kv(
+        d,
+        &["--data-dir", "a", "import", "default", "in.jsonl"],
+        b"",
+    );
+    assert!(
+        stderr(&imported).contains("imported 30000 entries"),
+        "{}",
+        stderr(&imported)
+    );
+    ok(imported);
+
+    let exported = ok(kv(d, &["--data-dir", "a", "export", "default"], b""));
+    let lines: Vec<&[u8]> = exported
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 30_000);
+    let listed = ok(kv(d, &["list", "default", "--data-dir", "a"], b""));
+    assert_eq!(listed.iter().filter(|b| **b == b'\n').count(), 30_000);
+
+    // Round trip through a second store, reading the export from stdin.
+    ok(kv(
+        d,
+        &["--data-dir", "b", "import", "default", "-"],
+        &exported,
+    ));
+    let again = ok(kv(d, &["--data-dir", "b", "export", "default"], b""));
+    assert_eq!(again, exported, "export -> import -> export is lossless");
+    assert_eq!(
+        ok(kv(
+            d,
+            &["--data-dir", "b", "get", "default", "user/00098/é"],
+            b""
+        )),
+        expected["user/00098/é"]
+    );
+}
+
+#[test]
+fn bad_input_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let unknown = kv(d, &["get", "nosuch", "k"], b"");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("no bucket named \"nosuch\""),
+        "{}",
+        stderr(&unknown)
+    );
+    assert!(
+        stderr(&unknown).contains("configured buckets: default"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    std::fs::write(
+        d.join("kvhost.toml"),
+        "[buckets.cache]\ndurability = \"sometimes\"\n",
+    )
+    .unwrap();
+    let bad = kv(d, &["list", "cache"], b"");
+    assert_eq!(bad.status.code(), Some(2));
+    let message = stderr(&bad);
+    assert!(
+        message.contains("kvhost.toml") && message.contains("sometimes"),
+        "{message}"
+    );
+    assert!(message.contains("durability"), "{message}");
+
+    std::fs::write(
+        d.join("other.toml"),
+        "[buckets.cache]\nbackend = \"memory\"\nttl = 5\n",
+    )
+    .unwrap();
+    let unknown_key = kv(d, &["--config", "other.toml", "list", "cache"], b"");
+    assert!(
+        stderr(&unknown_key).contains("ttl"),
+        "{}",
+        stderr(&unknown_key)
+    );
+
+    let bad_line = kv(d, &["--config", "missing.toml", "list", "default"], b"");
+    assert!(
+        stderr(&bad_line).contains("missing.toml"),
+        "{}",
+        stderr(&bad_line)
+    );
+
+    std::fs::remove_file(d.join("kvhost.toml")).unwrap();
+    let input = b"{\"key\":\"a\",\"value\":\"YQ==\"}\n\nnot json\n";
+    let bad_import = kv(d, &["import", "default"], input);
+    assert_eq!(bad_import.status.code(), Some(2));
+    assert!(
+        stderr(&bad_import).contains("stdin:3"),
+        "{}",
+        stderr(&bad_import)
+    );
+
+    let long_key = format!("{{\"key\":\"{}\",\"value\":\"\"}}\n", "k".repeat(2000));
+    let too_long = kv(d, &["import", "default"], long_key.as_bytes());
+    assert!(
+        stderr(&too_long).contains("limits.max_key_bytes"),
+        "{}",
+        stderr(&too_long)
+    );
+}
+
+#[test]
+fn a_second_process_gets_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // An import waiting on stdin holds the store open.
+    let mut holder = Command::new(KVHOST)
+        .args(["kv", "import", "default"])
+        .current_dir(d)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let file = d.join(".kvhost/kvhost.redb");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let second = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder never locked the store"
+        );
+        if file.metadata().map(|m| m.len() > 0).unwrap_or(false) {
+            let attempt = kv(d, &["list", "default"], b"");
+            if !attempt.status.success() {
+                break attempt;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    let message = stderr(&second);
+    assert!(
+        message.contains("in use by another process") && message.contains(".kvhost"),
+        "{message}"
+    );
+    ok(kv(d, &["list", "default"], b""));
+}
+
+#[test]
+fn memory_buckets_come_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("kvhost.toml"),
+        "[buckets.cache]\nbackend = \"memory\"\n",
+    )
+    .unwrap();
+    ok(kv(d, &["set", "cache", "k", "v"], b""));
+    let gone = kv(d, &["get", "cache", "k"], b"");
+    assert_eq!(
+        gone.status.code(),
+        Some(1),
+        "memory buckets do not outlive the process"
+    );
+    assert_eq!(ok(kv(d, &["buckets"], b"")), b"cache\tmemory\n");
+    assert!(
+        !d.join(".kvhost").exists(),
+        "no embedded bucket, no data dir"
+    );
+}
+
+fn serde_json_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
