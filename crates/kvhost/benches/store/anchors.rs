@@ -1,0 +1,206 @@
+//! The anchors: SQLite used the way Spin's key-value store uses it, and raw redb.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use rusqlite::{params, Connection};
+
+use crate::{key, rate};
+
+const STORE: &str = "default";
+
+/// SQLite with Spin's schema and statements; one connection behind a mutex, as in Spin.
+pub struct SqliteAnchor {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteAnchor {
+    pub fn open(path: &Path) -> Self {
+        let connection = Connection::open(path).expect("open sqlite");
+        connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS spin_key_value (
+                   store TEXT NOT NULL,
+                   key   TEXT NOT NULL,
+                   value BLOB NOT NULL,
+                   PRIMARY KEY (store, key)
+                 );",
+            )
+            .expect("schema");
+        SqliteAnchor {
+            connection: Arc::new(Mutex::new(connection)),
+        }
+    }
+
+    fn set(connection: &Connection, key: &str, value: &[u8]) {
+        connection
+            .prepare_cached(
+                "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT(store, key) DO UPDATE SET value=$3",
+            )
+            .expect("prepare")
+            .execute(params![STORE, key, value])
+            .expect("insert");
+    }
+
+    pub fn preload(&self, n: usize, value: &[u8]) {
+        let mut connection = self.connection.lock().expect("lock");
+        let txn = connection.transaction().expect("txn");
+        for i in 0..n {
+            Self::set(&txn, &key(i), value);
+        }
+        txn.commit().expect("commit");
+    }
+
+    pub fn gets(&self, keys: &[String]) -> f64 {
+        let connection = self.connection.lock().expect("lock");
+        let start = Instant::now();
+        for k in keys {
+            let value: Vec<u8> = connection
+                .prepare_cached("SELECT value FROM spin_key_value WHERE store=$1 AND key=$2")
+                .expect("prepare")
+                .query_row(params![STORE, k], |row| row.get(0))
+                .expect("get");
+            assert!(!value.is_empty());
+        }
+        rate(keys.len(), start.elapsed())
+    }
+
+    pub fn sets(&self, n: usize, value: &[u8]) -> f64 {
+        let connection = self.connection.lock().expect("lock");
+        let start = Instant::now();
+        for i in 0..n {
+            Self::set(&connection, &key(i), value);
+        }
+        rate(n, start.elapsed())
+    }
+
+    pub fn list(&self, expected: usize) -> f64 {
+        let connection = self.connection.lock().expect("lock");
+        let start = Instant::now();
+        let mut statement = connection
+            .prepare_cached("SELECT key FROM spin_key_value WHERE store=$1")
+            .expect("prepare");
+        let keys: Vec<String> = statement
+            .query_map([STORE], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(keys.len(), expected);
+        rate(keys.len(), start.elapsed())
+    }
+
+    pub fn concurrent_sets(&self, writers: usize, window: Duration, value: &[u8]) -> f64 {
+        let start = Instant::now();
+        let threads: Vec<_> = (0..writers)
+            .map(|w| {
+                let connection = Arc::clone(&self.connection);
+                let value = value.to_vec();
+                std::thread::spawn(move || {
+                    let mut done = 0;
+                    while start.elapsed() < window {
+                        let connection = connection.lock().expect("lock");
+                        Self::set(&connection, &format!("w{w}-{done}"), &value);
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|t| t.join().expect("writer")).sum();
+        rate(total, start.elapsed())
+    }
+}
+
+const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("bench");
+
+/// redb with one transaction per operation.
+pub struct RedbAnchor {
+    db: Arc<Database>,
+}
+
+impl RedbAnchor {
+    pub fn open(path: &Path) -> Self {
+        let db = Database::create(path).expect("open redb");
+        RedbAnchor { db: Arc::new(db) }
+    }
+
+    fn set(db: &Database, key: &str, value: &[u8]) {
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(TABLE)
+            .expect("table")
+            .insert(key, value)
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+
+    pub fn preload(&self, n: usize, value: &[u8]) {
+        let txn = self.db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(TABLE).expect("table");
+            for i in 0..n {
+                table.insert(key(i).as_str(), value).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+
+    pub fn gets(&self, keys: &[String]) -> f64 {
+        let start = Instant::now();
+        for k in keys {
+            let txn = self.db.begin_read().expect("txn");
+            let table = txn.open_table(TABLE).expect("table");
+            let value = table
+                .get(k.as_str())
+                .expect("get")
+                .expect("present")
+                .value()
+                .to_vec();
+            assert!(!value.is_empty());
+        }
+        rate(keys.len(), start.elapsed())
+    }
+
+    pub fn sets(&self, n: usize, value: &[u8]) -> f64 {
+        let start = Instant::now();
+        for i in 0..n {
+            Self::set(&self.db, &key(i), value);
+        }
+        rate(n, start.elapsed())
+    }
+
+    pub fn list(&self, expected: usize) -> f64 {
+        let start = Instant::now();
+        let txn = self.db.begin_read().expect("txn");
+        let table = txn.open_table(TABLE).expect("table");
+        let keys: Vec<String> = table
+            .iter()
+            .expect("iter")
+            .map(|entry| entry.expect("entry").0.value().to_string())
+            .collect();
+        assert_eq!(keys.len(), expected);
+        rate(keys.len(), start.elapsed())
+    }
+
+    pub fn concurrent_sets(&self, writers: usize, window: Duration, value: &[u8]) -> f64 {
+        let start = Instant::now();
+        let threads: Vec<_> = (0..writers)
+            .map(|w| {
+                let db = Arc::clone(&self.db);
+                let value = value.to_vec();
+                std::thread::spawn(move || {
+                    let mut done = 0;
+                    while start.elapsed() < window {
+                        Self::set(&db, &format!("w{w}-{done}"), &value);
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|t| t.join().expect("writer")).sum();
+        rate(total, start.elapsed())
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check and test of kvhost: formatting, clippy, the whole test suite (unit,
+# conformance, property, crash, fault-injection, CLI end-to-end) and the doctests.
+# Needs only the Rust toolchain (with rustfmt and clippy); uses cargo-nextest when present.
+# One cargo build (target/) is shared by every step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+  step "cargo nextest run (every test)"
+  cargo nextest run --workspace --locked --no-fail-fast
+  step "cargo test --doc"
+  cargo test --workspace --locked --doc
+else
+  step "cargo test (every test; cargo-nextest not found)"
+  cargo test --workspace --locked --no-fail-fast
+fi
