@@ -196,19 +196,31 @@ impl Writer {
             redb::Durability::None
         })?;
         let mut results = Vec::with_capacity(batch.len());
-        for job in batch {
-            let last_delete = self.last_delete_of(&job.table, deletes, version);
-            let mut table = txn.open_table(record::bucket_table(&job.table))?;
-            let mut deleted = false;
-            results.push(apply_op(
-                &mut table,
-                &job.op,
-                version,
-                last_delete,
-                &mut deleted,
-            )?);
-            if deleted {
-                deletes.push(Arc::clone(&job.table));
+        {
+            // Consecutive jobs on the same bucket (the common case) share one open table.
+            let mut open: Option<(&Arc<str>, BucketTable<'_>)> = None;
+            for job in batch {
+                let last_delete = self.last_delete_of(&job.table, deletes, version);
+                if open.as_ref().is_none_or(|(name, _)| *name != &job.table) {
+                    open = Some((
+                        &job.table,
+                        txn.open_table(record::bucket_table(&job.table))?,
+                    ));
+                }
+                let Some((_, table)) = open.as_mut() else {
+                    return Err(Fatal("internal error: the bucket table is not open".into()));
+                };
+                let mut deleted = false;
+                results.push(apply_op(
+                    table,
+                    &job.op,
+                    version,
+                    last_delete,
+                    &mut deleted,
+                )?);
+                if deleted {
+                    deletes.push(Arc::clone(&job.table));
+                }
             }
         }
         stamp_seq(&txn, version)?;
