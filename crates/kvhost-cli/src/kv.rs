@@ -68,10 +68,10 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
         }
         KvCommand::List { bucket } => {
             let bucket = open(&registry, &bucket)?;
-            for_each_page(&bucket, |keys| {
-                write_stdout(|out| keys.iter().try_for_each(|key| writeln!(out, "{key}")))
-            })
-            .await?;
+            let mut pages = Pages::new(&bucket);
+            while let Some(keys) = pages.next().await? {
+                write_stdout(|out| keys.iter().try_for_each(|key| writeln!(out, "{key}")))?;
+            }
             Outcome::Done
         }
         KvCommand::Export { bucket } => {
@@ -125,34 +125,43 @@ fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Re
     }
 }
 
-/// Calls `each` with every page of keys, first to last.
-async fn for_each_page(
-    bucket: &BucketHandle,
-    mut each: impl FnMut(Vec<String>) -> Result<()>,
-) -> Result<()> {
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = bucket
-            .list_keys(cursor.as_deref())
-            .await
-            .map_err(|e| op_error(bucket, e))?;
-        each(page.keys)?;
-        match page.cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(()),
+/// Walks a bucket's listing page by page, first to last.
+struct Pages<'b> {
+    bucket: &'b BucketHandle,
+    /// `None` before the first page; `Some(None)` once the listing is done.
+    cursor: Option<Option<String>>,
+}
+
+impl<'b> Pages<'b> {
+    fn new(bucket: &'b BucketHandle) -> Self {
+        Pages {
+            bucket,
+            cursor: None,
         }
+    }
+
+    /// The next page of keys, or `None` after the last one.
+    async fn next(&mut self) -> Result<Option<Vec<String>>> {
+        let position = match &self.cursor {
+            Some(None) => return Ok(None),
+            Some(Some(cursor)) => Some(cursor.as_str()),
+            None => None,
+        };
+        let page = self
+            .bucket
+            .list_keys(position)
+            .await
+            .map_err(|e| op_error(self.bucket, e))?;
+        self.cursor = Some(page.cursor);
+        Ok(Some(page.keys))
     }
 }
 
 async fn export(bucket: &BucketHandle) -> Result<()> {
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = bucket
-            .list_keys(cursor.as_deref())
-            .await
-            .map_err(|e| op_error(bucket, e))?;
+    let mut pages = Pages::new(bucket);
+    while let Some(keys) = pages.next().await? {
         let entries = bucket
-            .get_many(page.keys)
+            .get_many(keys)
             .await
             .map_err(|e| op_error(bucket, e))?;
         write_stdout(|out| {
@@ -169,11 +178,8 @@ async fn export(bucket: &BucketHandle) -> Result<()> {
             }
             Ok(())
         })?;
-        match page.cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(()),
-        }
     }
+    Ok(())
 }
 
 async fn import(bucket: &BucketHandle, file: &str) -> Result<()> {
