@@ -212,14 +212,9 @@ impl Config {
                 ));
             }
         }
-        raw.limits.validate().map_err(|message| {
-            let key = message
-                .split_whitespace()
-                .next()
-                .unwrap_or("limits")
-                .to_string();
-            invalid(key, message)
-        })?;
+        raw.limits
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         Ok(Config {
             data_dir: raw
                 .data_dir

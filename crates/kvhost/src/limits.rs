@@ -36,8 +36,9 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Checks that the limits make sense together; the message names the offending key.
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    /// Checks that the limits make sense together. The error is the offending config key
+    /// (e.g. `limits.list_page_keys`) and what is wrong with it.
+    pub fn validate(&self) -> std::result::Result<(), (String, String)> {
         let positive = [
             ("max_key_bytes", self.max_key_bytes),
             ("max_value_bytes", self.max_value_bytes),
@@ -46,13 +47,16 @@ impl Limits {
             ("max_open_buckets", self.max_open_buckets),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err(format!("limits.{name} must be at least 1"));
+            return Err((format!("limits.{name}"), "must be at least 1".to_string()));
         }
         if self.list_page_bytes < self.max_key_bytes {
-            return Err(format!(
-                "limits.list_page_bytes ({}) must be at least limits.max_key_bytes ({}), \
-                 or a page could not hold the longest key",
-                self.list_page_bytes, self.max_key_bytes
+            return Err((
+                "limits.list_page_bytes".to_string(),
+                format!(
+                    "{} is less than limits.max_key_bytes ({}), so a page could not hold the \
+                     longest key",
+                    self.list_page_bytes, self.max_key_bytes
+                ),
             ));
         }
         Ok(())
@@ -129,7 +133,9 @@ mod tests {
             list_page_bytes: 10,
             ..Limits::default()
         };
-        assert!(limits.validate().unwrap_err().contains("list_page_bytes"));
+        let (key, message) = limits.validate().unwrap_err();
+        assert_eq!(key, "limits.list_page_bytes");
+        assert!(message.contains("limits.max_key_bytes"), "{message}");
         assert!(Limits::default().validate().is_ok());
     }
 

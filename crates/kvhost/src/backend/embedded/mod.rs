@@ -84,6 +84,9 @@ pub struct EmbeddedStore {
 
 struct Inner {
     db: Arc<Database>,
+    /// The data directory, for messages.
+    dir: PathBuf,
+    /// "embedded store <dir>", the prefix of messages.
     label: String,
     /// `None` only while dropping.
     jobs: Option<Sender<Job>>,
@@ -154,6 +157,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
                 db,
+                dir: dir.to_path_buf(),
                 label,
                 jobs: Some(jobs),
                 writer: Some(writer),
@@ -177,7 +181,7 @@ impl EmbeddedStore {
             Ok(())
         };
         create().map_err(|err| OpenError::Storage {
-            dir: PathBuf::from(&self.inner.label),
+            dir: self.inner.dir.clone(),
             message: err.to_string(),
         })?;
         Ok(EmbeddedBucket {
