@@ -116,6 +116,8 @@ fn op_error(bucket: &BucketHandle, err: Error) -> anyhow::Error {
 }
 
 /// Runs `write` on a locked stdout; a closed pipe (`kvhost kv list | head`) is not an error.
+/// Exiting at once is safe there: only read-only commands write to stdout, so no write is
+/// waiting to be flushed.
 fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
