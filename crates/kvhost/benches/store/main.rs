@@ -65,6 +65,38 @@ fn embedded(dir: &std::path::Path, durability: Durability) -> (EmbeddedStore, Bu
     (store, handle)
 }
 
+/// Writes keys `0..n` with [`VALUE`] in batches of 1,000 (untimed set-up).
+fn preload(rt: &tokio::runtime::Runtime, bucket: &BucketHandle, n: usize) {
+    rt.block_on(async {
+        let entries: Vec<_> = (0..n).map(|i| (key(i), VALUE.to_vec())).collect();
+        for chunk in entries.chunks(1000) {
+            bucket.set_many(chunk.to_vec()).await.expect("preload");
+        }
+    });
+}
+
+/// Reads every key in `keys`, one `get` at a time; returns gets per second.
+fn timed_gets(rt: &tokio::runtime::Runtime, bucket: &BucketHandle, keys: &[String]) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        for k in keys {
+            assert!(bucket.get(k).await.expect("get").is_some());
+        }
+        rate(keys.len(), start.elapsed())
+    })
+}
+
+/// Writes keys `0..n`, one `set` at a time; returns sets per second.
+fn timed_sets(rt: &tokio::runtime::Runtime, bucket: &BucketHandle, n: usize) -> f64 {
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..n {
+            bucket.set(key(i), VALUE.to_vec()).await.expect("set");
+        }
+        rate(n, start.elapsed())
+    })
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes = if quick {
@@ -99,34 +131,15 @@ fn main() {
         Arc::new(MemoryBucket::new()),
         Arc::new(Limits::default()),
     );
-    rt.block_on(async {
-        let entries: Vec<_> = (0..sizes.preload)
-            .map(|i| (key(i), VALUE.to_vec()))
-            .collect();
-        for chunk in entries.chunks(1000) {
-            ours.set_many(chunk.to_vec()).await.expect("preload");
-            memory.set_many(chunk.to_vec()).await.expect("preload");
-        }
-    });
+    preload(&rt, &ours, sizes.preload);
+    preload(&rt, &memory, sizes.preload);
     sqlite.preload(sizes.preload, &VALUE);
     redb.preload(sizes.preload, &VALUE);
     let keys: Vec<String> = (0..sizes.gets)
         .map(|i| key(scattered(i, sizes.preload)))
         .collect();
-    let ours_get = rt.block_on(async {
-        let start = Instant::now();
-        for k in &keys {
-            assert!(ours.get(k).await.expect("get").is_some());
-        }
-        rate(keys.len(), start.elapsed())
-    });
-    let memory_get = rt.block_on(async {
-        let start = Instant::now();
-        for k in &keys {
-            assert!(memory.get(k).await.expect("get").is_some());
-        }
-        rate(keys.len(), start.elapsed())
-    });
+    let ours_get = timed_gets(&rt, &ours, &keys);
+    let memory_get = timed_gets(&rt, &memory, &keys);
     let sqlite_get = sqlite.gets(&keys);
     report.push(Row::new(
         "get (100 B values, 10k keys)",
@@ -141,13 +154,7 @@ fn main() {
     let (store, ours) = embedded(&base.path().join("set-immediate"), Durability::Immediate);
     let sqlite = SqliteAnchor::open(&base.path().join("set.sqlite"));
     let redb = RedbAnchor::open(&base.path().join("set.redb"));
-    let ours_set = rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..sizes.sync_sets {
-            ours.set(key(i), VALUE.to_vec()).await.expect("set");
-        }
-        rate(sizes.sync_sets, start.elapsed())
-    });
+    let ours_set = timed_sets(&rt, &ours, sizes.sync_sets);
     let (sqlite_set, redb_set) = (
         sqlite.sets(sizes.sync_sets, &VALUE),
         redb.sets(sizes.sync_sets, &VALUE),
@@ -161,13 +168,7 @@ fn main() {
     drop((ours, store));
 
     let (store, ours) = embedded(&base.path().join("set-relaxed"), Durability::Relaxed);
-    let ours_relaxed = rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..sizes.relaxed_sets {
-            ours.set(key(i), VALUE.to_vec()).await.expect("set");
-        }
-        rate(sizes.relaxed_sets, start.elapsed())
-    });
+    let ours_relaxed = timed_sets(&rt, &ours, sizes.relaxed_sets);
     report.push(Row::new(
         "set, relaxed (flush <= 100 ms)",
         ours_relaxed,
@@ -180,14 +181,7 @@ fn main() {
     let (store, ours) = embedded(&base.path().join("list"), Durability::Relaxed);
     let sqlite = SqliteAnchor::open(&base.path().join("list.sqlite"));
     let redb = RedbAnchor::open(&base.path().join("list.redb"));
-    rt.block_on(async {
-        let entries: Vec<_> = (0..sizes.list_keys)
-            .map(|i| (key(i), VALUE.to_vec()))
-            .collect();
-        for chunk in entries.chunks(5000) {
-            ours.set_many(chunk.to_vec()).await.expect("preload");
-        }
-    });
+    preload(&rt, &ours, sizes.list_keys);
     sqlite.preload(sizes.list_keys, &VALUE);
     redb.preload(sizes.list_keys, &VALUE);
     let ours_list = rt.block_on(async {
