@@ -2,8 +2,12 @@
 //! README repeats.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::setup::BucketSpec;
+use crate::units::{parse_duration, parse_size};
 
 /// kvhost: the host side of wasi:keyvalue.
 ///
@@ -18,6 +22,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a wasi:cli/run component with buckets and exit with its status.
+    ///
+    /// The component gets stdin/stdout/stderr, ARGS (argv[0] is the component's file name),
+    /// this process's environment plus --env entries, and wasi:keyvalue (0.2.0-draft2 and
+    /// 0.2.0-draft) over the configured buckets. Exit status: the guest's own; 124 when it
+    /// runs past --timeout; 134 when it traps or exceeds --max-memory; 2 when kvhost cannot
+    /// start it.
+    Run(RunArgs),
     /// Read, write, list, import and export the keys of a bucket.
     Kv(KvArgs),
 }
@@ -66,4 +78,47 @@ pub enum KvCommand {
     },
     /// List the configured buckets and their backends.
     Buckets,
+}
+
+/// The default `--max-memory`.
+pub const DEFAULT_MAX_MEMORY: &str = "2GiB";
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Add a bucket: NAME (embedded, in the data dir), NAME=embedded:, or NAME=memory:.
+    /// Repeatable; replaces a configured bucket of the same name and is granted to the
+    /// component.
+    #[arg(long = "bucket", value_name = "NAME[=URL]")]
+    pub buckets: Vec<BucketSpec>,
+    /// Stop the component after this long (e.g. 500ms, 30s, 2m); exit status 124.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Most linear memory the component may use (e.g. 256MiB, 2GiB).
+    #[arg(long, value_name = "SIZE", default_value = DEFAULT_MAX_MEMORY, value_parser = parse_size)]
+    pub max_memory: usize,
+    /// Set an environment variable for the component (added to this process's environment).
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Where compiled components are cached (default: $KVHOST_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/kvhost, else ~/.cache/kvhost).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the component afresh and do not cache it.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The component (.wasm) to run.
+    pub component: PathBuf,
+    /// Arguments for the component.
+    #[arg(allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }

@@ -1,13 +1,17 @@
 //! `kvhost`: the command-line front end.
 //!
 //! A thin layer: [`cli`] declares the commands, [`setup`] turns flags and `kvhost.toml` into a
-//! [`kvhost::Registry`], and [`kv`] implements `kvhost kv ...` on top of the library. Exit
+//! [`kvhost::Registry`], [`run`] runs a component (on the engine of [`engine`]) and [`kv`]
+//! implements `kvhost kv ...` on top of the library. Exit
 //! status: 0 on success, 1 when `kv get` finds no such key, 2 on any error (printed to stderr
 //! with what to do next), as clap does for usage errors.
 
 mod cli;
+mod engine;
 mod kv;
+mod run;
 mod setup;
+mod units;
 
 use std::process::ExitCode;
 
@@ -21,6 +25,8 @@ pub(crate) enum Outcome {
     Done,
     /// Exit 1: the thing looked for does not exist (like `grep` finding nothing).
     NotFound,
+    /// Exit with this status (a guest's own, or what became of it).
+    Exit(u8),
 }
 
 fn main() -> ExitCode {
@@ -38,11 +44,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Kv(args) => kv::run(args).await,
+            Command::Run(args) => run::run(args).await,
         }
     });
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotFound) => ExitCode::from(1),
+        Ok(Outcome::Exit(status)) => ExitCode::from(status),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use kvhost::{Config, Registry};
+use kvhost::config::check_bucket_name;
+use kvhost::{BackendKind, BucketConfig, Config, Registry};
 
 use crate::cli::ConfigArgs;
 
@@ -30,7 +31,89 @@ pub fn load_config(args: &ConfigArgs) -> Result<Config> {
 
 /// The registry the flags select.
 pub fn open_registry(args: &ConfigArgs) -> Result<(Config, Registry)> {
-    let config = load_config(args)?;
+    open_registry_with(args, &[])
+}
+
+/// The registry the flags select, plus the buckets of `--bucket` flags.
+pub fn open_registry_with(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<(Config, Registry)> {
+    let mut config = load_config(args)?;
+    for spec in extra {
+        config
+            .buckets
+            .insert(spec.name.clone(), spec.bucket.clone());
+        if let Some(allow) = &mut config.allow {
+            if !allow.contains(&spec.name) {
+                allow.push(spec.name.clone());
+            }
+        }
+    }
     let registry = Registry::from_config(&config).context("cannot open the configured buckets")?;
     Ok((config, registry))
+}
+
+/// A `--bucket NAME[=URL]` flag: a bucket added on the command line.
+#[derive(Debug, Clone)]
+pub struct BucketSpec {
+    /// The bucket's name.
+    pub name: String,
+    /// How it is stored.
+    pub bucket: BucketConfig,
+}
+
+impl std::str::FromStr for BucketSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (name, url) = match text.split_once('=') {
+            Some((name, url)) => (name, Some(url)),
+            None => (text, None),
+        };
+        check_bucket_name(name).map_err(|message| format!("bucket {name:?}: {message}"))?;
+        let backend = match url {
+            None | Some("embedded:") => BackendKind::Embedded,
+            Some("memory:") => BackendKind::Memory,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                return Err(format!(
+                    "bucket {name:?}: Redis buckets are not supported by this build yet; use \
+                     embedded: or memory:"
+                ))
+            }
+            Some(other) => {
+                return Err(format!(
+                    "bucket {name:?}: unknown backend URL {other:?}; use NAME (embedded), \
+                     NAME=embedded: or NAME=memory:"
+                ))
+            }
+        };
+        Ok(BucketSpec {
+            name: name.to_string(),
+            bucket: BucketConfig {
+                backend,
+                ..BucketConfig::default()
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_specs() {
+        let spec: BucketSpec = "cache=memory:".parse().unwrap();
+        assert_eq!(
+            (spec.name.as_str(), spec.bucket.backend),
+            ("cache", BackendKind::Memory)
+        );
+        let spec: BucketSpec = "logs".parse().unwrap();
+        assert_eq!(spec.bucket.backend, BackendKind::Embedded);
+        assert!("a b".parse::<BucketSpec>().is_err());
+        let err = "x=ftp://nope".parse::<BucketSpec>().unwrap_err();
+        assert!(err.contains("unknown backend URL"), "{err}");
+        let err = "x=redis://127.0.0.1:6379/0"
+            .parse::<BucketSpec>()
+            .unwrap_err();
+        assert!(!err.contains("127.0.0.1"), "URL echoed: {err}");
+    }
 }

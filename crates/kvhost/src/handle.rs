@@ -112,12 +112,14 @@ impl BucketHandle {
 
     /// See [`Bucket::get_many`].
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        self.limits.check_batch(keys.len())?;
         keys.iter().try_for_each(|key| self.limits.check_key(key))?;
         self.bucket.get_many(keys).await
     }
 
     /// See [`Bucket::set_many`]. Every pair is checked before anything is written.
     pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
+        self.limits.check_batch(entries.len())?;
         entries.iter().try_for_each(|(key, value)| {
             self.limits.check_key(key)?;
             self.limits.check_value(key, value)
@@ -127,6 +129,7 @@ impl BucketHandle {
 
     /// See [`Bucket::delete_many`].
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
+        self.limits.check_batch(keys.len())?;
         keys.iter().try_for_each(|key| self.limits.check_key(key))?;
         self.bucket.delete_many(keys).await
     }

@@ -21,6 +21,11 @@ pub struct Limits {
     pub list_page_bytes: usize,
     /// Most bucket handles one component instance may hold open at once (default 1,024).
     pub max_open_buckets: usize,
+    /// Most CAS handles one component instance may hold open at once (default 1,024). Each
+    /// handle keeps the value it read, so this also bounds the memory a guest can pin.
+    pub max_open_cas_handles: usize,
+    /// Most keys in one `get-many`, `set-many` or `delete-many` call (default 10,000).
+    pub max_batch_keys: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +36,8 @@ impl Default for Limits {
             list_page_keys: 1000,
             list_page_bytes: 256 * 1024,
             max_open_buckets: 1024,
+            max_open_cas_handles: 1024,
+            max_batch_keys: 10_000,
         }
     }
 }
@@ -45,6 +52,8 @@ impl Limits {
             ("list_page_keys", self.list_page_keys),
             ("list_page_bytes", self.list_page_bytes),
             ("max_open_buckets", self.max_open_buckets),
+            ("max_open_cas_handles", self.max_open_cas_handles),
+            ("max_batch_keys", self.max_batch_keys),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err((format!("limits.{name}"), "must be at least 1".to_string()));
@@ -77,6 +86,18 @@ impl Limits {
                 "key is {} bytes; the limit is {} (limits.max_key_bytes)",
                 key.len(),
                 self.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Rejects a batch call naming more than `max_batch_keys` keys.
+    pub fn check_batch(&self, keys: usize) -> Result<()> {
+        if keys > self.max_batch_keys {
+            return Err(Error::other(format!(
+                "batch names {keys} keys; the limit is {} per call (limits.max_batch_keys); \
+                 split it into smaller calls",
+                self.max_batch_keys
             )));
         }
         Ok(())

@@ -1,0 +1,141 @@
+//! The wasmtime engine kvhost runs components on, and the cache of compiled components.
+//!
+//! Compiling a 20 MB Python component takes seconds; loading its compiled form takes
+//! milliseconds. [`load_component`] keeps compiled components in a cache directory under a
+//! name derived from the component's content (SHA-256) and the engine's compatibility hash,
+//! so a changed component or a different kvhost/wasmtime build never picks up a stale
+//! artifact.
+//!
+//! Invariant: a cache file is only ever written whole (temp file + rename), so a reader sees
+//! either nothing or a complete artifact written by `Component::serialize`.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+/// How often the epoch ticks; `--timeout` is rounded up to a multiple of this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The engine for running components: async host calls, epoch interruption for deadlines.
+pub fn engine() -> Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    Engine::new(&config).map_err(|err| anyhow::anyhow!("cannot set up wasmtime: {err}"))
+}
+
+/// Starts a thread that advances `engine`'s epoch every [`EPOCH_TICK`], for deadlines.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("kvhost-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|err| eprintln!("warning: --timeout will not work: {err}"));
+}
+
+/// The number of epoch ticks that make up `timeout` (at least one).
+pub fn deadline_ticks(timeout: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos();
+    let ticks = timeout.as_nanos().div_ceil(tick).max(1);
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
+/// The default cache directory: `$KVHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/kvhost`, else
+/// `~/.cache/kvhost`; `None` if none of them is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let env = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+    env("KVHOST_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| env("XDG_CACHE_HOME").map(|dir| PathBuf::from(dir).join("kvhost")))
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".cache/kvhost")))
+}
+
+/// Compiles the component at `path`, or loads its compiled form from `cache` if present.
+/// A cache that cannot be read or written is skipped with a warning, never an error.
+pub fn load_component(engine: &Engine, path: &Path, cache: Option<&Path>) -> Result<Component> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the component {}", path.display()))?;
+    let Some(cache) = cache else {
+        return compile(engine, path, &bytes);
+    };
+    let artifact = cache.join(artifact_name(engine, &bytes));
+    if artifact.is_file() {
+        // SAFETY: the file was written by `Component::serialize` of an engine with the same
+        // compatibility hash (it is part of the name), into a directory only this user writes,
+        // and only ever whole (see the module invariant). wasmtime also checks the header.
+        match unsafe { Component::deserialize_file(engine, &artifact) } {
+            Ok(component) => return Ok(component),
+            Err(err) => eprintln!(
+                "warning: ignoring the cached compilation {} ({err}); recompiling",
+                artifact.display()
+            ),
+        }
+    }
+    let component = compile(engine, path, &bytes)?;
+    if let Err(err) = store_artifact(&component, cache, &artifact) {
+        eprintln!(
+            "warning: cannot cache the compiled component in {}: {err:#}",
+            cache.display()
+        );
+    }
+    Ok(component)
+}
+
+fn compile(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
+    Component::new(engine, bytes).map_err(|err| {
+        anyhow::anyhow!(
+            "{} is not a component kvhost can run: {err:#}\n(kvhost runs WebAssembly \
+             components, e.g. built with componentize-py or cargo component; a core module \
+             must be turned into a component first)",
+            path.display()
+        )
+    })
+}
+
+fn artifact_name(engine: &Engine, bytes: &[u8]) -> String {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let content: String = Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{content}-{:016x}.cwasm", engine_hash.finish())
+}
+
+fn store_artifact(component: &Component, cache: &Path, artifact: &Path) -> Result<()> {
+    std::fs::create_dir_all(cache)?;
+    let serialized = component
+        .serialize()
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let mut temp = tempfile::NamedTempFile::new_in(cache)?;
+    std::io::Write::write_all(&mut temp, &serialized)?;
+    temp.persist(artifact)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_to_whole_ticks() {
+        assert_eq!(deadline_ticks(Duration::ZERO), 1);
+        assert_eq!(deadline_ticks(Duration::from_millis(10)), 1);
+        assert_eq!(deadline_ticks(Duration::from_millis(11)), 2);
+        assert_eq!(deadline_ticks(Duration::from_secs(5)), 500);
+    }
+}

@@ -1,0 +1,192 @@
+//! `wasi:keyvalue@0.2.0-draft2`: `store`, `atomics` (increment, CAS resources) and `batch`.
+//!
+//! Every function is a thin adapter: find the resource, call the [`kvhost::BucketHandle`]
+//! (which checks limits before any I/O), and keep the client's handle counts in step with the
+//! resource table.
+
+use kvhost::Swap;
+use wasmtime::component::Resource;
+
+use crate::ctx::{BucketResource, CasResource, KvCtxView};
+use crate::error::HostError;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit/keyvalue-0.2.0-draft2",
+        world: "wasi:keyvalue/imports",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": crate::ctx::BucketResource,
+            "wasi:keyvalue/atomics.cas": crate::ctx::CasResource,
+        },
+        trappable_error_type: {
+            "wasi:keyvalue/store.error" => crate::error::HostError,
+        },
+    });
+}
+
+use generated::wasi::keyvalue::{atomics, batch, store};
+
+type Result<T, E = HostError> = std::result::Result<T, E>;
+
+/// Adds the three draft2 interfaces to `linker`.
+pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)?;
+    atomics::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)?;
+    batch::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)?;
+    Ok(())
+}
+
+fn store_error(err: kvhost::Error) -> store::Error {
+    match err {
+        kvhost::Error::NoSuchStore => store::Error::NoSuchStore,
+        kvhost::Error::AccessDenied => store::Error::AccessDenied,
+        kvhost::Error::Other(message) => store::Error::Other(message),
+    }
+}
+
+impl store::Host for KvCtxView<'_> {
+    async fn open(&mut self, identifier: String) -> Result<Resource<BucketResource>> {
+        self.open_bucket(&identifier)
+    }
+
+    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<store::Error> {
+        err.into_guest(store_error)
+    }
+}
+
+impl store::HostBucket for KvCtxView<'_> {
+    async fn get(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(self.bucket(&bucket)?.get(&key).await?)
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<()> {
+        Ok(self.bucket(&bucket)?.set(key, value).await?)
+    }
+
+    async fn delete(&mut self, bucket: Resource<BucketResource>, key: String) -> Result<()> {
+        Ok(self.bucket(&bucket)?.delete(key).await?)
+    }
+
+    async fn exists(&mut self, bucket: Resource<BucketResource>, key: String) -> Result<bool> {
+        Ok(self.bucket(&bucket)?.exists(&key).await?)
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        cursor: Option<String>,
+    ) -> Result<store::KeyResponse> {
+        let page = self.bucket(&bucket)?.list_keys(cursor.as_deref()).await?;
+        Ok(store::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn drop(&mut self, bucket: Resource<BucketResource>) -> wasmtime::Result<()> {
+        self.drop_bucket(bucket)
+    }
+}
+
+impl atomics::Host for KvCtxView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key: String,
+        delta: i64,
+    ) -> Result<i64> {
+        Ok(self.bucket(&bucket)?.increment(key, delta).await?)
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<CasResource>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        // `swap` consumes the handle: whatever happens next, this one is gone.
+        let CasResource { bucket, token } = self.table.delete(cas)?;
+        self.ctx.release_cas();
+        match bucket.cas_swap(token, value).await {
+            Ok(Swap::Swapped) => Ok(Ok(())),
+            Ok(Swap::Stale(fresh)) => {
+                // Cannot exceed the cap: the handle released just above makes room.
+                if let Err(err) = self.ctx.reserve_cas() {
+                    return Ok(Err(atomics::CasError::StoreError(store_error(err))));
+                }
+                let fresh = self.table.push(CasResource {
+                    bucket,
+                    token: fresh,
+                })?;
+                Ok(Err(atomics::CasError::CasFailed(fresh)))
+            }
+            Err(err) => Ok(Err(atomics::CasError::StoreError(store_error(err)))),
+        }
+    }
+}
+
+impl atomics::HostCas for KvCtxView<'_> {
+    async fn new(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key: String,
+    ) -> Result<Resource<CasResource>> {
+        let bucket = self.bucket(&bucket)?;
+        let token = bucket.cas_begin(key).await?;
+        self.ctx.reserve_cas()?;
+        match self.table.push(CasResource { bucket, token }) {
+            Ok(resource) => Ok(resource),
+            Err(err) => {
+                self.ctx.release_cas();
+                Err(err.into())
+            }
+        }
+    }
+
+    async fn current(&mut self, cas: Resource<CasResource>) -> Result<Option<Vec<u8>>> {
+        Ok(self.table.get(&cas)?.token.current().map(<[u8]>::to_vec))
+    }
+
+    async fn drop(&mut self, cas: Resource<CasResource>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        self.ctx.release_cas();
+        Ok(())
+    }
+}
+
+impl batch::Host for KvCtxView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        Ok(self.bucket(&bucket)?.get_many(keys).await?)
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Result<()> {
+        Ok(self.bucket(&bucket)?.set_many(key_values).await?)
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        keys: Vec<String>,
+    ) -> Result<()> {
+        Ok(self.bucket(&bucket)?.delete_many(keys).await?)
+    }
+}

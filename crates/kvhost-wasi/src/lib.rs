@@ -1,0 +1,108 @@
+//! `wasi:keyvalue` for any wasmtime host, backed by kvhost buckets.
+//!
+//! This crate is the boundary between WebAssembly components and [`kvhost`]'s buckets. It
+//! serves both versions guests are built against, on the same buckets:
+//!
+//! | package | cursor | `increment` | `get-many` result | CAS |
+//! |---|---|---|---|---|
+//! | `wasi:keyvalue@0.2.0-draft2` | `option<string>` | `s64` | `list<tuple<key, option<value>>>` (Spin SDKs' shape) | yes |
+//! | `wasi:keyvalue@0.2.0-draft` | `option<u64>` | `u64` | `list<option<tuple<key, value>>>` | no |
+//!
+//! # Semantics at the boundary
+//! - A client is one component instance (one wasmtime `Store`, one [`KvCtx`]). It always reads
+//!   its own writes.
+//! - `open` of a name the registry does not know is `no-such-store`; of a known name that the
+//!   [`kvhost::Grants`] do not cover, `access-denied`.
+//! - Limits ([`kvhost::Limits`]) are checked before any I/O; a violation, a backend failure or
+//!   a bad cursor is `other(message)`. Nothing a guest passes panics the host.
+//! - Open bucket and CAS handles per instance are capped (`limits.max_open_buckets`,
+//!   `limits.max_open_cas_handles`); past the cap, `open` / `cas.new` return `other`.
+//! - `swap` consumes its CAS handle; a failed swap returns a fresh handle holding the latest
+//!   value, ready for a retry.
+//!
+//! # Embedding
+//! Keep a [`KvCtx`] and a [`ResourceTable`](wasmtime::component::ResourceTable) in your store
+//! data, implement [`KvView`], and call [`add_to_linker`]. Host calls are async,
+//! so instantiate and call with the `*_async` methods.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use kvhost::{Grants, Registry};
+//! use kvhost_wasi::{KvCtx, KvCtxView, KvView};
+//! use wasmtime::component::{Component, Linker, ResourceTable};
+//! use wasmtime::{Config, Engine, Store};
+//!
+//! /// The embedder's per-instance state.
+//! struct Host {
+//!     table: ResourceTable,
+//!     kv: KvCtx,
+//! }
+//!
+//! impl KvView for Host {
+//!     fn kv(&mut self) -> KvCtxView<'_> {
+//!         KvCtxView { ctx: &mut self.kv, table: &mut self.table }
+//!     }
+//! }
+//!
+//! # fn main() -> wasmtime::Result<()> {
+//! # let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # runtime.block_on(async {
+//! // One registry for the process: an in-memory bucket named "default" here; usually
+//! // `Registry::from_config(&kvhost::Config::load(path)?)`.
+//! let mut registry = Registry::new(kvhost::Limits::default());
+//! registry.insert("default", Arc::new(kvhost::backend::memory::MemoryBucket::new()));
+//! let registry = Arc::new(registry);
+//!
+//! let config = Config::new();
+//! let engine = Engine::new(&config)?;
+//! let mut linker = Linker::<Host>::new(&engine);
+//! kvhost_wasi::add_to_linker(&mut linker)?;
+//!
+//! // A component importing wasi:keyvalue that exports `greet`, which stores "greeting".
+//! let component = Component::from_file(&engine, "greeter.wasm")?;
+//! let mut store = Store::new(
+//!     &engine,
+//!     Host { table: ResourceTable::new(), kv: KvCtx::new(registry.clone(), Grants::All) },
+//! );
+//! let instance = linker.instantiate_async(&mut store, &component).await?;
+//! let greet = instance.get_typed_func::<(), ()>(&mut store, "greet")?;
+//! greet.call_async(&mut store, ()).await?;
+//!
+//! // The host sees what the guest wrote.
+//! let bucket = registry.open("default", &Grants::All)?;
+//! assert_eq!(bucket.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+//! # Ok::<_, wasmtime::Error>(())
+//! # })
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+mod ctx;
+mod draft;
+mod draft2;
+mod error;
+
+pub use ctx::{KvCtx, KvCtxView, KvView, DRAFT_CURSORS};
+
+/// Adds `wasi:keyvalue/{store,atomics,batch}` at both `@0.2.0-draft2` and `@0.2.0-draft` to
+/// `linker`. Components import whichever they were built against.
+pub fn add_to_linker<T: KvView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+) -> wasmtime::Result<()> {
+    draft2::add_to_linker(linker)?;
+    draft::add_to_linker(linker)?;
+    Ok(())
+}
+
+/// Marks the data the generated bindings borrow from a store: a [`KvCtxView`].
+struct HasKv;
+
+impl wasmtime::component::HasData for HasKv {
+    type Data<'a> = KvCtxView<'a>;
+}
+
+fn view<T: KvView>(data: &mut T) -> KvCtxView<'_> {
+    data.kv()
+}
