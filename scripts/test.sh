@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of kvhost: formatting, clippy, the whole test suite (unit,
-# conformance, property, crash, fault-injection, CLI end-to-end) and the doctests.
-# Needs only the Rust toolchain (with rustfmt and clippy); uses cargo-nextest when present.
+# conformance, property, crash, fault-injection, CLI end-to-end, Python guests) and the
+# doctests. Needs the Rust toolchain (with rustfmt and clippy) and Python 3; installs the
+# pinned componentize-py into ./.venv itself. Uses cargo-nextest when present.
 # One cargo build (target/) is shared by every step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ cargo fmt --all --check
 
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "build the Python guests (pinned componentize-py, into target/guests)"
+./scripts/build-guests.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   step "cargo nextest run (every test)"

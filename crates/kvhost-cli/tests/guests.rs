@@ -1,0 +1,320 @@
+//! End-to-end tests of `kvhost run` with real Python guests (built by
+//! `scripts/build-guests.sh` with the pinned componentize-py) on memory and embedded buckets.
+//!
+//! Each guest prints `ok CHECK` per passing check and traps on the first failure; these tests
+//! compare the printed checks with the full list, so a skipped check fails too.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const KVHOST: &str = env!("CARGO_BIN_EXE_kvhost");
+
+const DRAFT2_CHECKS: &[&str] = &[
+    "open_errors",
+    "get_set_delete_exists",
+    "read_your_writes",
+    "buckets_are_separate",
+    "limits_are_errors",
+    "pagination_across_many_pages",
+    "pagination_while_writing",
+    "increment_counts_in_decimal",
+    "cas_conflict_and_retry",
+    "cas_detects_a_b_a_and_creates_absent_keys",
+    "cas_outlives_its_bucket_handle",
+    "batch_get_set_delete",
+    "open_handles_are_capped",
+    "leave_data_for_the_host",
+];
+
+const DRAFT_CHECKS: &[&str] = &[
+    "open_errors",
+    "get_set_delete_exists",
+    "read_your_writes",
+    "limits_are_errors",
+    "pagination_with_u64_cursors",
+    "pagination_while_writing",
+    "increment_is_unsigned",
+    "batch_get_many_returns_options",
+    "open_handles_are_capped",
+    "leave_data_for_the_host",
+];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The directory holding the built guests; builds them on first use (once per process; the
+/// script itself is up-to-date aware and locked across processes).
+fn guests() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_root();
+        let status = Command::new(root.join("scripts/build-guests.sh"))
+            .status()
+            .expect("scripts/build-guests.sh runs");
+        assert!(status.success(), "building the Python guests failed");
+        root.join("target/guests")
+    })
+}
+
+fn guest(name: &str) -> PathBuf {
+    guests().join(format!("{name}.wasm"))
+}
+
+/// The compile cache shared by all tests, so each guest is compiled once per build.
+fn cache_dir() -> PathBuf {
+    guests().join("cache")
+}
+
+/// The config the conformance guests expect, with `backend` for the two granted buckets.
+fn write_config(dir: &Path, backend: &str) -> PathBuf {
+    let path = dir.join("kvhost.toml");
+    let bucket = match backend {
+        "relaxed" => "durability = \"relaxed\"\n".to_string(),
+        backend => format!("backend = \"{backend}\"\n"),
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "data_dir = \"data\"\nallow = [\"default\", \"other\"]\n\
+             [buckets.default]\n{bucket}[buckets.other]\n{bucket}\
+             [buckets.secret]\nbackend = \"memory\"\n\
+             [limits]\nmax_value_bytes = 1048576\nlist_page_keys = 100\n\
+             max_batch_keys = 1000\nmax_open_buckets = 64\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn kvhost(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(KVHOST);
+    command
+        .current_dir(dir)
+        .env("KVHOST_CACHE_DIR", cache_dir())
+        .args(args);
+    command
+}
+
+fn run_guest(dir: &Path, config: &Path, name: &str, extra: &[&str]) -> Output {
+    let guest = guest(name);
+    let mut args = vec!["run", "--config", config.to_str().unwrap()];
+    args.push(guest.to_str().unwrap());
+    args.extend_from_slice(extra);
+    kvhost(dir, &args).output().unwrap()
+}
+
+fn passed_checks(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("ok "))
+        .map(str::to_string)
+        .collect()
+}
+
+fn assert_guest_passes(backend: &str, name: &str, checks: &[&str], persisted: (&str, &str)) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), backend);
+    let output = run_guest(dir.path(), &config, name, &[]);
+    assert!(
+        output.status.success(),
+        "guest {name} on {backend} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(passed_checks(&output), checks, "guest {name} on {backend}");
+    if backend != "memory" {
+        // What the guest wrote is on disk for the next process.
+        let (key, value) = persisted;
+        let config = config.to_str().unwrap();
+        let output = kvhost(
+            dir.path(),
+            &["kv", "--config", config, "get", "default", key],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&output.stdout), value);
+    }
+}
+
+#[test]
+fn draft2_guest_on_memory_buckets() {
+    let persisted = ("persisted", "from-python-draft2");
+    assert_guest_passes("memory", "draft2", DRAFT2_CHECKS, persisted);
+}
+
+#[test]
+fn draft2_guest_on_embedded_buckets() {
+    let persisted = ("persisted", "from-python-draft2");
+    assert_guest_passes("embedded", "draft2", DRAFT2_CHECKS, persisted);
+}
+
+#[test]
+fn draft2_guest_on_relaxed_embedded_buckets() {
+    let persisted = ("persisted", "from-python-draft2");
+    assert_guest_passes("relaxed", "draft2", DRAFT2_CHECKS, persisted);
+}
+
+#[test]
+fn draft_guest_on_memory_buckets() {
+    let persisted = ("persisted-draft", "from-python-draft");
+    assert_guest_passes("memory", "draft", DRAFT_CHECKS, persisted);
+}
+
+#[test]
+fn draft_guest_on_embedded_buckets() {
+    let persisted = ("persisted-draft", "from-python-draft");
+    assert_guest_passes("embedded", "draft", DRAFT_CHECKS, persisted);
+}
+
+#[test]
+fn args_env_and_exit_status_pass_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "memory");
+    let guest = guest("draft2");
+    let config = config.to_str().unwrap();
+    let output = kvhost(dir.path(), &["run", "--config", config])
+        .args(["--env", "KVHOST_GUEST_EXIT=7", guest.to_str().unwrap()])
+        .args(["--flag-for-guest", "two words"])
+        .env("KVHOST_GUEST_NOTE", "inherited")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // wasi:cli/exit@0.2 carries success or failure only, so status 7 arrives as failure (1).
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(r#"args ["draft2.wasm", "--flag-for-guest", "two words"]"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"env KVHOST_GUEST_NOTE "inherited""#),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn default_bucket_without_config_lives_in_dot_kvhost() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = kvhost(dir.path(), &["run"])
+        .arg(guest("bench"))
+        .args(["default", "50", "8"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(r#""keys": 50, "value_bytes": 8"#),
+        "{stdout}"
+    );
+    assert!(dir.path().join(".kvhost/kvhost.redb").is_file());
+    let listed = kvhost(dir.path(), &["kv", "list", "default"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 50);
+}
+
+#[test]
+fn bucket_flag_adds_a_memory_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = kvhost(dir.path(), &["run", "--bucket", "scratch=memory:"])
+        .arg(guest("bench"))
+        .args(["scratch", "20", "4"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // Only the implicit embedded `default` touched the disk; `scratch` was in memory.
+    let listed = kvhost(dir.path(), &["kv", "list", "default"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "");
+}
+
+#[test]
+fn timeout_stops_the_guest_with_status_124() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = kvhost(
+        dir.path(),
+        &["run", "--bucket", "m=memory:", "--timeout", "300ms"],
+    )
+    .arg(guest("bench"))
+    .args(["m", "100000000"])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(124), "{stderr}");
+    assert!(stderr.contains("ran past --timeout 300ms"), "{stderr}");
+}
+
+#[test]
+fn memory_cap_stops_the_guest_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = kvhost(dir.path(), &["run", "--max-memory", "8MiB"])
+        .arg(guest("bench"))
+        .args(["default", "10"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(134), "{stderr}");
+    assert!(stderr.contains("--max-memory"), "{stderr}");
+}
+
+#[test]
+fn compiled_components_are_cached_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let run = || {
+        let output = Command::new(KVHOST)
+            .current_dir(dir.path())
+            .args(["run", "--bucket", "m=memory:", "--cache-dir"])
+            .arg(&cache)
+            .arg(guest("bench"))
+            .args(["m", "5"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        output
+    };
+    run();
+    let artifacts: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    let written = std::fs::metadata(&artifacts[0])
+        .unwrap()
+        .modified()
+        .unwrap();
+    run();
+    let reused = std::fs::metadata(&artifacts[0])
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(written, reused, "the second start must reuse the artifact");
+
+    // A damaged artifact is reported, replaced, and the guest still runs.
+    std::fs::write(&artifacts[0], b"not a compiled component").unwrap();
+    let output = run();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ignoring the cached compilation"),
+        "{stderr}"
+    );
+    assert!(std::fs::metadata(&artifacts[0]).unwrap().len() > 1000);
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junk.wasm"), b"\0asm junk").unwrap();
+    let output = kvhost(dir.path(), &["run", "--no-cache", "junk.wasm"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is not a component kvhost can run"),
+        "{stderr}"
+    );
+}
