@@ -4,6 +4,8 @@
 #   target/guests/draft2.wasm  wasi:keyvalue@0.2.0-draft2 conformance guest
 #   target/guests/draft.wasm   wasi:keyvalue@0.2.0-draft conformance guest
 #   target/guests/bench.wasm   the benchmark loop (0.2.0-draft, runs under wasmtime too)
+#   target/guests/demo.wasm    the README's demo: a guest book (0.2.0-draft2)
+# With guest names as arguments, builds only those.
 # A guest is rebuilt only when a file it is built from is newer than its .wasm. Safe to run
 # concurrently (tests call it from several processes): builds are serialized by a lock.
 set -euo pipefail
@@ -31,6 +33,10 @@ build() { # name world
     mv "$wasm.tmp" "$wasm"
 }
 
-build draft2 kv-draft2
-build draft kv-draft
-build bench kv-draft
+declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2)
+for name in "${@:-draft2 draft bench demo}"; do
+    for one in $name; do
+        [ -n "${worlds[$one]:-}" ] || { echo "unknown guest $one (known: ${!worlds[*]})" >&2; exit 2; }
+        build "$one" "${worlds[$one]}"
+    done
+done

@@ -2,17 +2,22 @@
 //!
 //! [`EmbeddedStore::open`] opens (or creates) `<data_dir>/kvhost.redb`, checks its format
 //! version and starts the writer thread; [`EmbeddedStore::bucket`] makes one table per bucket.
-//! Reads run on the caller's thread against a redb snapshot (cheap, never blocked by writers);
-//! writes are queued to the writer thread, which group-commits them (see `writer`).
+//! Reads run on the caller's thread against a redb snapshot shared until the next commit
+//! (cheap, never blocked by writers); writes are queued to the writer thread, which
+//! group-commits them (see `writer`). A `relaxed` bucket's plain writes are acknowledged once
+//! queued and held in an overlay that reads consult until they are committed (see `overlay`).
 //!
 //! Guarantees:
-//! * linearizable: a write is answered after its commit, and every read after that sees it;
+//! * linearizable: a write is answered after its commit (immediate) or after it entered the
+//!   overlay (relaxed), and every read after that sees it;
 //! * `immediate` buckets: answered after the data is on disk; `relaxed` buckets: answered
-//!   after the commit in memory, on disk within `flush_interval`; a crash loses at most that
-//!   window, and redb's copy-on-write commits mean it never corrupts the file;
+//!   from memory, on disk within `flush_interval` (plus the time the write waits in the queue,
+//!   microseconds unless the disk is saturated); a crash loses at most that window, and redb's
+//!   copy-on-write commits mean it never corrupts the file;
 //! * each `set_many` / `delete_many` is one transaction: all of it or none of it;
 //! * a second process opening the same directory gets [`OpenError::InUse`], naming it.
 
+mod overlay;
 mod record;
 mod writer;
 
@@ -28,6 +33,7 @@ use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend, TableHandle};
 use tokio::sync::oneshot;
 
+use self::overlay::{Lookup, Overlay, ReadCache, Snapshot};
 use self::record::{FORMAT_VERSION, META, META_FORMAT, META_SEQ};
 use self::writer::{Job, Op, Reply, Writer};
 use super::ordered_page;
@@ -92,6 +98,7 @@ struct Inner {
     jobs: Option<Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     poison: Arc<Mutex<Option<String>>>,
+    read_cache: Arc<ReadCache>,
 }
 
 impl Drop for Inner {
@@ -138,6 +145,7 @@ impl EmbeddedStore {
         let label = format!("embedded store {}", dir.display());
         let poison = Arc::new(Mutex::new(None));
         let (jobs, receiver) = mpsc::channel();
+        let read_cache = Arc::new(ReadCache::default());
         let writer = Writer {
             db: Arc::clone(&db),
             jobs: receiver,
@@ -146,6 +154,7 @@ impl EmbeddedStore {
             last_delete: HashMap::new(),
             opened_at: seq,
             label: label.clone(),
+            read_cache: Arc::clone(&read_cache),
         };
         let writer = std::thread::Builder::new()
             .name("kvhost-writer".into())
@@ -162,6 +171,7 @@ impl EmbeddedStore {
                 jobs: Some(jobs),
                 writer: Some(writer),
                 poison,
+                read_cache,
             }),
         })
     }
@@ -184,11 +194,13 @@ impl EmbeddedStore {
             dir: self.inner.dir.clone(),
             message: err.to_string(),
         })?;
+        let durable = durability == Durability::Immediate;
         Ok(EmbeddedBucket {
             store: Arc::clone(&self.inner),
             table,
-            durable: durability == Durability::Immediate,
+            durable,
             flush_within: flush_interval,
+            overlay: (!durable).then(|| Arc::new(Overlay::default())),
         })
     }
 
@@ -250,10 +262,12 @@ pub struct EmbeddedBucket {
     table: Arc<str>,
     durable: bool,
     flush_within: Duration,
+    /// Relaxed buckets only: acknowledged writes not yet committed.
+    overlay: Option<Arc<Overlay>>,
 }
 
 impl EmbeddedBucket {
-    async fn write(&self, op: Op) -> Result<Reply> {
+    fn job(&self, op: Op) -> (Job, oneshot::Receiver<Result<Reply>>) {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             table: Arc::clone(&self.table),
@@ -261,28 +275,117 @@ impl EmbeddedBucket {
             flush_within: self.flush_within,
             op,
             reply,
+            settle: None,
         };
-        let stopped = || Error::other(format!("{}: the writer has stopped", self.store.label));
-        let jobs = self.store.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.send(job).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        (job, answer)
     }
 
-    /// Runs `read` on a snapshot of this bucket's table.
-    fn read<T>(
+    fn stopped(&self) -> Error {
+        Error::other(format!("{}: the writer has stopped", self.store.label))
+    }
+
+    fn queue(&self, job: Job) -> Result<()> {
+        let jobs = self.store.jobs.as_ref().ok_or_else(|| self.stopped())?;
+        jobs.send(job).map_err(|_| self.stopped())
+    }
+
+    /// Queues `op` and waits for the commit that holds it.
+    async fn write(&self, op: Op) -> Result<Reply> {
+        let (job, answer) = self.job(op);
+        self.queue(job)?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    /// A plain write (`Set`, `Delete`, `SetMany`, `DeleteMany`): on a relaxed bucket,
+    /// acknowledged as soon as it is in the overlay and queued; otherwise as [`Self::write`].
+    async fn put(&self, op: Op, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
+        let Some(overlay) = &self.overlay else {
+            return self.write(op).await.map(drop);
+        };
+        if let Some(reason) = self.store.poison.lock().clone() {
+            return Err(Error::other(format!(
+                "{}: refusing writes because an earlier write failed ({reason}); restart \
+                 kvhost to reopen the store",
+                self.store.label
+            )));
+        }
+        let (mut job, answer) = self.job(op);
+        let full = overlay.record(writes, |ticket| {
+            job.settle = Some((Arc::clone(overlay), ticket));
+            self.queue(job)
+        })?;
+        if full {
+            // Backpressure: the disk is behind by more than the overlay may hold.
+            answer.await.map_err(|_| self.stopped())??;
+        }
+        Ok(())
+    }
+
+    /// Waits until every relaxed write queued so far is committed, if any is pending.
+    async fn settle_overlay(&self) -> Result<()> {
+        match &self.overlay {
+            Some(overlay) if !overlay.is_empty() => self.write(Op::Barrier).await.map(drop),
+            _ => Ok(()),
+        }
+    }
+
+    /// The pending relaxed state of `key`, if any.
+    fn pending(&self, key: &str) -> Lookup {
+        match &self.overlay {
+            Some(overlay) => overlay.lookup(key),
+            None => Lookup::Unknown,
+        }
+    }
+
+    fn read_failed(&self, err: impl Into<redb::Error>) -> Error {
+        Error::other(format!("{}: read failed: {}", self.store.label, err.into()))
+    }
+
+    /// A snapshot of this bucket's table, shared with other readers until the next commit.
+    fn snapshot(&self) -> Result<Snapshot> {
+        let cache = &self.store.read_cache;
+        let (generation, cached) = cache.get(&self.table);
+        if let Some(snapshot) = cached {
+            return Ok(snapshot);
+        }
+        let txn = self
+            .store
+            .db
+            .begin_read()
+            .map_err(|e| self.read_failed(e))?;
+        let table = txn
+            .open_table(record::bucket_table(&self.table))
+            .map_err(|e| self.read_failed(e))?;
+        let snapshot = Arc::new(table);
+        cache.store(generation, &self.table, &snapshot);
+        Ok(snapshot)
+    }
+
+    /// Runs `read` on a fresh snapshot of this bucket's table and its transaction.
+    fn read_txn<T>(
         &self,
         read: impl FnOnce(
             &redb::ReadOnlyTable<&'static str, &'static [u8]>,
             &redb::ReadTransaction,
         ) -> Result<T>,
     ) -> Result<T> {
-        let fail =
-            |err: redb::Error| Error::other(format!("{}: read failed: {err}", self.store.label));
-        let txn = self.store.db.begin_read().map_err(|e| fail(e.into()))?;
+        let txn = self
+            .store
+            .db
+            .begin_read()
+            .map_err(|e| self.read_failed(e))?;
         let table = txn
             .open_table(record::bucket_table(&self.table))
-            .map_err(|e| fail(e.into()))?;
+            .map_err(|e| self.read_failed(e))?;
         read(&table, &txn)
+    }
+
+    /// The value of `key`: pending relaxed write first, then the store.
+    fn value(&self, snapshot: &Snapshot, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.pending(key) {
+            Lookup::Pending(value) => Ok(value),
+            Lookup::Unknown => Ok(value_of(snapshot, key)?.map(|(_, value)| value)),
+        }
     }
 }
 
@@ -317,24 +420,44 @@ fn unexpected(reply: Reply) -> Error {
 #[async_trait]
 impl Bucket for EmbeddedBucket {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.read(|table, _| Ok(value_of(table, key)?.map(|(_, value)| value)))
+        if let Lookup::Pending(value) = self.pending(key) {
+            return Ok(value);
+        }
+        let snapshot = self.snapshot()?;
+        Ok(value_of(&snapshot, key)?.map(|(_, value)| value))
     }
 
     async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
-        self.write(Op::Set(key, value)).await.map(drop)
+        let pending = self
+            .overlay
+            .is_some()
+            .then(|| (key.clone(), Some(value.clone())));
+        self.put(Op::Set(key, value), pending.into_iter().collect())
+            .await
     }
 
     async fn delete(&self, key: String) -> Result<()> {
-        self.write(Op::Delete(key)).await.map(drop)
+        let pending = self.overlay.is_some().then(|| (key.clone(), None));
+        self.put(Op::Delete(key), pending.into_iter().collect())
+            .await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
-        self.read(|table, _| Ok(table.get(key).map_err(read_error)?.is_some()))
+        if let Lookup::Pending(value) = self.pending(key) {
+            return Ok(value.is_some());
+        }
+        let snapshot = self.snapshot()?;
+        let found = snapshot.get(key).map_err(read_error)?.is_some();
+        Ok(found)
     }
 
     async fn list_keys(&self, position: Option<Vec<u8>>, budget: PageBudget) -> Result<KeyPage> {
         let after = position.map(ordered_position).transpose()?;
-        self.read(|table, _| {
+        // Listing reads redb's order; pending relaxed writes are committed first.
+        self.settle_overlay().await?;
+        let snapshot = self.snapshot()?;
+        let table = &*snapshot;
+        {
             let range = match &after {
                 Some(key) => table.range::<&str>((
                     std::ops::Bound::Excluded(key.as_str()),
@@ -348,7 +471,7 @@ impl Bucket for EmbeddedBucket {
                 Ok(key.value().to_string())
             });
             ordered_page(keys, budget)
-        })
+        }
     }
 
     async fn increment(&self, key: String, delta: i64) -> Result<i64> {
@@ -359,7 +482,11 @@ impl Bucket for EmbeddedBucket {
     }
 
     async fn cas_begin(&self, key: String) -> Result<CasToken> {
-        self.read(|table, txn| match value_of(table, &key)? {
+        // A token needs committed versions: of this key, and for an absent key the table's
+        // latest delete, which a pending delete of any key would move. So pending writes of
+        // this bucket commit first.
+        self.settle_overlay().await?;
+        self.read_txn(|table, txn| match value_of(table, &key)? {
             Some((version, value)) => Ok(CasToken::new(key, Some(value), version)),
             None => {
                 let meta = txn.open_table(META).map_err(read_error)?;
@@ -381,22 +508,32 @@ impl Bucket for EmbeddedBucket {
     }
 
     async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
-        self.read(|table, _| {
-            keys.into_iter()
-                .map(|key| {
-                    let value = value_of(table, &key)?.map(|(_, value)| value);
-                    Ok((key, value))
-                })
-                .collect()
-        })
+        let snapshot = self.snapshot()?;
+        keys.into_iter()
+            .map(|key| {
+                let value = self.value(&snapshot, &key)?;
+                Ok((key, value))
+            })
+            .collect()
     }
 
     async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.write(Op::SetMany(entries)).await.map(drop)
+        let pending = match self.overlay {
+            Some(_) => entries
+                .iter()
+                .map(|(key, value)| (key.clone(), Some(value.clone())))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.put(Op::SetMany(entries), pending).await
     }
 
     async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
-        self.write(Op::DeleteMany(keys)).await.map(drop)
+        let pending = match self.overlay {
+            Some(_) => keys.iter().map(|key| (key.clone(), None)).collect(),
+            None => Vec::new(),
+        };
+        self.put(Op::DeleteMany(keys), pending).await
     }
 
     async fn flush(&self) -> Result<()> {

@@ -10,8 +10,13 @@
 //! visible to readers at once, and the thread schedules a durable commit within the smallest
 //! `flush_within` of the batch. A later durable commit persists all earlier non-durable ones.
 //!
+//! Relaxed buckets' plain writes are acknowledged before they reach this thread (see
+//! `overlay`); after committing them the thread settles their overlay entries.
+//!
 //! Invariants:
 //! * a job is answered `Ok` only after the commit that holds it returned `Ok`;
+//! * after every commit, the read cache is invalidated and overlay entries are settled before
+//!   any job of the batch is answered;
 //! * after any storage error the store is *poisoned*: no later write is acknowledged (each
 //!   gets the original error) until the store is reopened. Acknowledging on top of a failed
 //!   fsync could report data as durable that is not.
@@ -27,6 +32,7 @@ use parking_lot::Mutex;
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
+use super::overlay::{Overlay, ReadCache};
 use super::record::{self, META, META_SEQ};
 use crate::backend::cas_allows;
 use crate::{counter, CasToken, Error, Result, Swap};
@@ -44,6 +50,8 @@ pub(crate) struct Job {
     pub flush_within: Duration,
     pub op: Op,
     pub reply: oneshot::Sender<Result<Reply>>,
+    /// For relaxed writes acknowledged early: the overlay holding them and their ticket.
+    pub settle: Option<(Arc<Overlay>, u64)>,
 }
 
 /// What a job does.
@@ -56,6 +64,20 @@ pub(crate) enum Op {
     DeleteMany(Vec<String>),
     /// Writes nothing; forces a durable commit.
     Flush,
+    /// Writes nothing; answered once every job queued before it is committed.
+    Barrier,
+}
+
+impl Op {
+    /// The keys a plain write touches (what its overlay entries are keyed by).
+    fn written_keys(&self) -> Vec<&str> {
+        match self {
+            Op::Set(key, _) | Op::Delete(key) => vec![key.as_str()],
+            Op::SetMany(entries) => entries.iter().map(|(key, _)| key.as_str()).collect(),
+            Op::DeleteMany(keys) => keys.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// A job's answer.
@@ -79,6 +101,8 @@ pub(crate) struct Writer {
     pub opened_at: u64,
     /// Describes the store in messages.
     pub label: String,
+    /// Snapshots readers share; cleared after every commit.
+    pub read_cache: Arc<ReadCache>,
 }
 
 /// Why a batch failed as a whole.
@@ -167,6 +191,12 @@ impl Writer {
                 self.seq = version;
                 for table in deletes {
                     self.last_delete.insert(table, version);
+                }
+                self.read_cache.invalidate();
+                for job in &batch {
+                    if let Some((overlay, ticket)) = &job.settle {
+                        overlay.settle(job.op.written_keys(), *ticket);
+                    }
                 }
                 for (job, result) in batch.into_iter().zip(results) {
                     // A caller that gave up waiting is not an error.
@@ -330,7 +360,7 @@ fn apply_op(
                 Reply::Swap(Swap::Stale(fresh))
             }
         }
-        Op::Flush => Reply::Done,
+        Op::Flush | Op::Barrier => Reply::Done,
     };
     Ok(Ok(reply))
 }
