@@ -9,6 +9,7 @@
 # A guest is rebuilt only when a file it is built from is newer than its .wasm. Safe to run
 # concurrently (tests call it from several processes): builds are serialized by a lock.
 set -euo pipefail
+trap 'echo "error: $0 failed at line $LINENO" >&2' ERR
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${KVHOST_GUESTS_DIR:-$root/target/guests}"

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::setup::BucketSpec;
 use crate::units::{parse_duration, parse_size};
 
 /// kvhost: the host side of wasi:keyvalue.
@@ -91,8 +90,9 @@ pub struct RunArgs {
     /// Add a bucket: NAME (embedded, in the data dir), NAME=embedded:, or NAME=memory:.
     /// Repeatable; replaces a configured bucket of the same name and is granted to the
     /// component.
+    // Parsed by `BucketSpec` in run.rs, not by clap, so that a URL's password is never echoed.
     #[arg(long = "bucket", value_name = "NAME[=URL]")]
-    pub buckets: Vec<BucketSpec>,
+    pub buckets: Vec<String>,
     /// Stop the component after this long (e.g. 500ms, 30s, 2m); exit status 124.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,

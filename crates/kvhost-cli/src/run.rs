@@ -16,6 +16,7 @@ use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 use crate::cli::RunArgs;
+use crate::setup::BucketSpec;
 use crate::{engine, setup, Outcome};
 
 /// Exit status when the guest traps (as `wasmtime run`: 128 + SIGABRT).
@@ -51,7 +52,13 @@ impl KvView for RunState {
 
 /// Runs `kvhost run`.
 pub async fn run(args: RunArgs) -> Result<Outcome> {
-    let (config, registry) = setup::open_registry_with(&args.config, &args.buckets)?;
+    let buckets = args
+        .buckets
+        .iter()
+        .map(|spec| spec.parse::<BucketSpec>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|message| anyhow::anyhow!("--bucket: {message}"))?;
+    let (config, registry) = setup::open_registry_with(&args.config, &buckets)?;
     let registry = Arc::new(registry);
     let engine = engine::engine()?;
     let cache = if args.no_cache {

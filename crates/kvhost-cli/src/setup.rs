@@ -79,10 +79,12 @@ impl std::str::FromStr for BucketSpec {
                 ))
             }
             Some(other) => {
+                // Only the scheme is echoed: the rest of a URL may hold a password.
+                let scheme = other.split(':').next().unwrap_or_default();
                 return Err(format!(
-                    "bucket {name:?}: unknown backend URL {other:?}; use NAME (embedded), \
+                    "bucket {name:?}: unknown backend {scheme:?}; use NAME (embedded), \
                      NAME=embedded: or NAME=memory:"
-                ))
+                ));
             }
         };
         Ok(BucketSpec {
@@ -109,11 +111,14 @@ mod tests {
         let spec: BucketSpec = "logs".parse().unwrap();
         assert_eq!(spec.bucket.backend, BackendKind::Embedded);
         assert!("a b".parse::<BucketSpec>().is_err());
-        let err = "x=ftp://nope".parse::<BucketSpec>().unwrap_err();
-        assert!(err.contains("unknown backend URL"), "{err}");
-        let err = "x=redis://127.0.0.1:6379/0"
+        let err = "x=ftp://user:hunter2@nope"
             .parse::<BucketSpec>()
             .unwrap_err();
-        assert!(!err.contains("127.0.0.1"), "URL echoed: {err}");
+        assert!(err.contains("unknown backend \"ftp\""), "{err}");
+        assert!(!err.contains("hunter2"), "password echoed: {err}");
+        let err = "x=redis://u:hunter2@127.0.0.1:6379/0"
+            .parse::<BucketSpec>()
+            .unwrap_err();
+        assert!(!err.contains("hunter2"), "password echoed: {err}");
     }
 }

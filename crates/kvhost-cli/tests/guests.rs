@@ -318,3 +318,20 @@ fn a_file_that_is_not_a_component_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bucket_url_password_is_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    for spec in [
+        "a=redis://user:hunter2@127.0.0.1:6379/0",
+        "b=ftp://user:hunter2@host",
+    ] {
+        let output = kvhost(dir.path(), &["run", "--bucket", spec, "x.wasm"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--bucket"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "password echoed: {stderr}");
+    }
+}
