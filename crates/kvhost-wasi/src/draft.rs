@@ -56,30 +56,7 @@ impl store::Host for KvCtxView<'_> {
 }
 
 impl store::HostBucket for KvCtxView<'_> {
-    async fn get(
-        &mut self,
-        bucket: Resource<BucketResource>,
-        key: String,
-    ) -> Result<Option<Vec<u8>>> {
-        Ok(self.bucket(&bucket)?.get(&key).await?)
-    }
-
-    async fn set(
-        &mut self,
-        bucket: Resource<BucketResource>,
-        key: String,
-        value: Vec<u8>,
-    ) -> Result<()> {
-        Ok(self.bucket(&bucket)?.set(key, value).await?)
-    }
-
-    async fn delete(&mut self, bucket: Resource<BucketResource>, key: String) -> Result<()> {
-        Ok(self.bucket(&bucket)?.delete(key).await?)
-    }
-
-    async fn exists(&mut self, bucket: Resource<BucketResource>, key: String) -> Result<bool> {
-        Ok(self.bucket(&bucket)?.exists(&key).await?)
-    }
+    crate::same_in_both_drafts::bucket_methods!();
 
     async fn list_keys(
         &mut self,
@@ -99,10 +76,6 @@ impl store::HostBucket for KvCtxView<'_> {
             keys: page.keys,
             cursor,
         })
-    }
-
-    async fn drop(&mut self, bucket: Resource<BucketResource>) -> wasmtime::Result<()> {
-        self.drop_bucket(bucket)
     }
 }
 
@@ -143,19 +116,5 @@ impl batch::Host for KvCtxView<'_> {
             .collect())
     }
 
-    async fn set_many(
-        &mut self,
-        bucket: Resource<BucketResource>,
-        key_values: Vec<(String, Vec<u8>)>,
-    ) -> Result<()> {
-        Ok(self.bucket(&bucket)?.set_many(key_values).await?)
-    }
-
-    async fn delete_many(
-        &mut self,
-        bucket: Resource<BucketResource>,
-        keys: Vec<String>,
-    ) -> Result<()> {
-        Ok(self.bucket(&bucket)?.delete_many(keys).await?)
-    }
+    crate::same_in_both_drafts::batch_write_methods!();
 }

@@ -83,6 +83,7 @@ mod ctx;
 mod draft;
 mod draft2;
 mod error;
+mod same_in_both_drafts;
 
 pub use ctx::{KvCtx, KvCtxView, KvView, DRAFT_CURSORS};
 

@@ -1,0 +1,61 @@
+//! Host methods whose signatures and bodies are identical in `0.2.0-draft2` and
+//! `0.2.0-draft`. The two drafts generate distinct traits, so the shared bodies are written
+//! once here as macros and expanded inside each trait impl (where `Result`, `Resource` and
+//! `BucketResource` resolve to that module's names).
+
+/// `[method]bucket.{get,set,delete,exists}` and `[resource-drop]bucket`.
+macro_rules! bucket_methods {
+    () => {
+        async fn get(
+            &mut self,
+            bucket: Resource<BucketResource>,
+            key: String,
+        ) -> Result<Option<Vec<u8>>> {
+            Ok(self.bucket(&bucket)?.get(&key).await?)
+        }
+
+        async fn set(
+            &mut self,
+            bucket: Resource<BucketResource>,
+            key: String,
+            value: Vec<u8>,
+        ) -> Result<()> {
+            Ok(self.bucket(&bucket)?.set(key, value).await?)
+        }
+
+        async fn delete(&mut self, bucket: Resource<BucketResource>, key: String) -> Result<()> {
+            Ok(self.bucket(&bucket)?.delete(key).await?)
+        }
+
+        async fn exists(&mut self, bucket: Resource<BucketResource>, key: String) -> Result<bool> {
+            Ok(self.bucket(&bucket)?.exists(&key).await?)
+        }
+
+        async fn drop(&mut self, bucket: Resource<BucketResource>) -> wasmtime::Result<()> {
+            self.drop_bucket(bucket)
+        }
+    };
+}
+
+/// `batch.{set-many,delete-many}`.
+macro_rules! batch_write_methods {
+    () => {
+        async fn set_many(
+            &mut self,
+            bucket: Resource<BucketResource>,
+            key_values: Vec<(String, Vec<u8>)>,
+        ) -> Result<()> {
+            Ok(self.bucket(&bucket)?.set_many(key_values).await?)
+        }
+
+        async fn delete_many(
+            &mut self,
+            bucket: Resource<BucketResource>,
+            keys: Vec<String>,
+        ) -> Result<()> {
+            Ok(self.bucket(&bucket)?.delete_many(keys).await?)
+        }
+    };
+}
+
+pub(crate) use {batch_write_methods, bucket_methods};
