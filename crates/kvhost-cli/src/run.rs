@@ -2,7 +2,7 @@
 //!
 //! The component gets stdio, its arguments (argv[0] is the component's file name), this
 //! process's environment plus `--env` entries, and `wasi:keyvalue` (both drafts) over the
-//! configured buckets. It runs under a memory cap (`StoreLimits`) and, with `--timeout`, an
+//! configured buckets. It runs under a memory cap (a `ResourceLimiter`) and, with `--timeout`, an
 //! execution deadline (epoch interruption). What the guest hit is said in plain words.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use kvhost::Grants;
 use kvhost_wasi::{KvCtx, KvCtxView, KvView};
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -29,7 +29,7 @@ struct RunState {
     table: ResourceTable,
     wasi: WasiCtx,
     kv: KvCtx,
-    limits: StoreLimits,
+    memory_cap: MemoryCap,
 }
 
 impl WasiView for RunState {
@@ -88,13 +88,13 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         table: ResourceTable::new(),
         wasi: wasi.build(),
         kv: KvCtx::new(registry.clone(), Grants::from_config(&config)),
-        limits: StoreLimitsBuilder::new()
-            .memory_size(args.max_memory)
-            .trap_on_grow_failure(true)
-            .build(),
+        memory_cap: MemoryCap {
+            max_bytes: args.max_memory,
+            hit: false,
+        },
     };
     let mut store = Store::new(&engine, state);
-    store.limiter(|state| &mut state.limits);
+    store.limiter(|state| &mut state.memory_cap);
     match args.timeout {
         Some(timeout) => {
             engine::start_epoch_ticker(&engine);
@@ -111,13 +111,17 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     .await;
     // Whatever the guest did, what it wrote is flushed before we exit.
     let flushed = registry.flush().await;
-    let outcome = explain(outcome, &args);
+    let outcome = explain(outcome, store.data().memory_cap.hit, &args);
     flushed.context("cannot flush the buckets after the component finished")?;
     outcome
 }
 
 /// Turns the guest's ending into an exit status, explaining traps, limits and deadlines.
-fn explain(outcome: wasmtime::Result<Result<(), ()>>, args: &RunArgs) -> Result<Outcome> {
+fn explain(
+    outcome: wasmtime::Result<Result<(), ()>>,
+    memory_cap_hit: bool,
+    args: &RunArgs,
+) -> Result<Outcome> {
     let err = match outcome {
         Ok(Ok(())) => return Ok(Outcome::Done),
         Ok(Err(())) => return Ok(Outcome::Exit(1)),
@@ -135,7 +139,7 @@ fn explain(outcome: wasmtime::Result<Result<(), ()>>, args: &RunArgs) -> Result<
         );
         return Ok(Outcome::Exit(EXIT_TIMEOUT));
     }
-    if is_memory_cap(&err) {
+    if memory_cap_hit {
         eprintln!(
             "error: {component} tried to grow its memory past --max-memory ({} bytes) and was \
              stopped; raise --max-memory if it needs more",
@@ -150,8 +154,38 @@ fn explain(outcome: wasmtime::Result<Result<(), ()>>, args: &RunArgs) -> Result<
     Err(anyhow::anyhow!("{err:?}")).with_context(|| format!("cannot run {component}"))
 }
 
-fn is_memory_cap(err: &wasmtime::Error) -> bool {
-    format!("{err:?}").contains("forcing trap when growing memory")
+/// The `--max-memory` cap. A growth past it traps (so the guest stops where it asked, instead
+/// of carrying on with a failed `memory.grow`) and is remembered for the exit message.
+struct MemoryCap {
+    max_bytes: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.hit = true;
+            return Err(wasmtime::Error::msg(format!(
+                "growing memory to {desired} bytes exceeds --max-memory ({} bytes)",
+                self.max_bytes
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 fn wasm_error(err: wasmtime::Error) -> anyhow::Error {

@@ -257,7 +257,10 @@ fn memory_cap_stops_the_guest_with_a_clear_message() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(134), "{stderr}");
-    assert!(stderr.contains("--max-memory"), "{stderr}");
+    assert!(
+        stderr.contains("tried to grow its memory past --max-memory"),
+        "{stderr}"
+    );
 }
 
 #[test]
