@@ -341,13 +341,13 @@ impl EmbeddedBucket {
         Error::other(format!("{}: read failed: {}", self.store.label, err.into()))
     }
 
-    /// A snapshot of this bucket's table, shared with other readers until the next commit.
-    fn snapshot(&self) -> Result<Snapshot> {
-        let cache = &self.store.read_cache;
-        let (generation, cached) = cache.get(&self.table);
-        if let Some(snapshot) = cached {
-            return Ok(snapshot);
-        }
+    /// A new read transaction and this bucket's table in it.
+    fn begin_read(
+        &self,
+    ) -> Result<(
+        redb::ReadTransaction,
+        redb::ReadOnlyTable<&'static str, &'static [u8]>,
+    )> {
         let txn = self
             .store
             .db
@@ -356,6 +356,17 @@ impl EmbeddedBucket {
         let table = txn
             .open_table(record::bucket_table(&self.table))
             .map_err(|e| self.read_failed(e))?;
+        Ok((txn, table))
+    }
+
+    /// A snapshot of this bucket's table, shared with other readers until the next commit.
+    fn snapshot(&self) -> Result<Snapshot> {
+        let cache = &self.store.read_cache;
+        let (generation, cached) = cache.get(&self.table);
+        if let Some(snapshot) = cached {
+            return Ok(snapshot);
+        }
+        let (_, table) = self.begin_read()?;
         let snapshot = Arc::new(table);
         cache.store(generation, &self.table, &snapshot);
         Ok(snapshot)
@@ -369,14 +380,7 @@ impl EmbeddedBucket {
             &redb::ReadTransaction,
         ) -> Result<T>,
     ) -> Result<T> {
-        let txn = self
-            .store
-            .db
-            .begin_read()
-            .map_err(|e| self.read_failed(e))?;
-        let table = txn
-            .open_table(record::bucket_table(&self.table))
-            .map_err(|e| self.read_failed(e))?;
+        let (txn, table) = self.begin_read()?;
         read(&table, &txn)
     }
 
