@@ -136,3 +136,18 @@ async fn racing_writes_never_change_their_outcome_after_the_race() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_reads_its_own_relaxed_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let bucket = store
+        .bucket("b", Durability::Relaxed, Duration::from_secs(10))
+        .unwrap();
+    for n in 0..20_000u32 {
+        let value = n.to_le_bytes().to_vec();
+        bucket.set("k".into(), value.clone()).await.unwrap();
+        let got = bucket.get_many(vec!["k".into()]).await.unwrap();
+        assert_eq!(got, vec![("k".to_string(), Some(value))], "round {n}");
+    }
+}

@@ -383,14 +383,6 @@ impl EmbeddedBucket {
         let (txn, table) = self.begin_read()?;
         read(&table, &txn)
     }
-
-    /// The value of `key`: pending relaxed write first, then the store.
-    fn value(&self, snapshot: &Snapshot, key: &str) -> Result<Option<Vec<u8>>> {
-        match self.pending(key) {
-            Lookup::Pending(value) => Ok(value),
-            Lookup::Unknown => Ok(value_of(snapshot, key)?.map(|(_, value)| value)),
-        }
-    }
 }
 
 fn read_error(err: impl Into<redb::Error>) -> Error {
@@ -512,11 +504,18 @@ impl Bucket for EmbeddedBucket {
     }
 
     async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        // Overlay first, snapshot after: a key that misses the overlay was settled (committed)
+        // before the miss, so only a snapshot taken after every miss is sure to hold it.
+        let pending: Vec<Lookup> = keys.iter().map(|key| self.pending(key)).collect();
         let snapshot = self.snapshot()?;
         keys.into_iter()
-            .map(|key| {
-                let value = self.value(&snapshot, &key)?;
-                Ok((key, value))
+            .zip(pending)
+            .map(|(key, pending)| match pending {
+                Lookup::Pending(value) => Ok((key, value)),
+                Lookup::Unknown => {
+                    let value = value_of(&snapshot, &key)?.map(|(_, value)| value);
+                    Ok((key, value))
+                }
             })
             .collect()
     }

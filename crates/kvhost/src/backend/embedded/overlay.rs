@@ -14,7 +14,8 @@
 //!   writer applies a bucket's relaxed jobs in ticket order and the overlay's latest ticket for
 //!   a key is always the write redb will end up holding;
 //! * overlay: a key is settled only after the commit holding its job returned, so a reader that
-//!   misses the overlay finds the value in redb;
+//!   misses the overlay finds the value in redb, provided it takes its snapshot *after* the
+//!   miss (readers check the overlay first, then take the snapshot);
 //! * read cache: the writer clears the cache after every commit and before answering anyone, so
 //!   a cached snapshot is never older than a commit whose caller was answered. A snapshot read
 //!   before a clear is not cached afterwards (the generation check).
