@@ -298,7 +298,7 @@ impl EmbeddedBucket {
 
     /// A plain write (`Set`, `Delete`, `SetMany`, `DeleteMany`): on a relaxed bucket,
     /// acknowledged as soon as it is in the overlay and queued; otherwise as [`Self::write`].
-    async fn put(&self, op: Op, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<()> {
+    async fn put(&self, op: Op) -> Result<()> {
         let Some(overlay) = &self.overlay else {
             return self.write(op).await.map(drop);
         };
@@ -309,6 +309,7 @@ impl EmbeddedBucket {
                 self.store.label
             )));
         }
+        let writes = op.overlay_entries();
         let (mut job, answer) = self.job(op);
         let full = overlay.record(writes, |ticket| {
             job.settle = Some((Arc::clone(overlay), ticket));
@@ -424,18 +425,11 @@ impl Bucket for EmbeddedBucket {
     }
 
     async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
-        let pending = self
-            .overlay
-            .is_some()
-            .then(|| (key.clone(), Some(value.clone())));
-        self.put(Op::Set(key, value), pending.into_iter().collect())
-            .await
+        self.put(Op::Set(key, value)).await
     }
 
     async fn delete(&self, key: String) -> Result<()> {
-        let pending = self.overlay.is_some().then(|| (key.clone(), None));
-        self.put(Op::Delete(key), pending.into_iter().collect())
-            .await
+        self.put(Op::Delete(key)).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
@@ -521,22 +515,11 @@ impl Bucket for EmbeddedBucket {
     }
 
     async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
-        let pending = match self.overlay {
-            Some(_) => entries
-                .iter()
-                .map(|(key, value)| (key.clone(), Some(value.clone())))
-                .collect(),
-            None => Vec::new(),
-        };
-        self.put(Op::SetMany(entries), pending).await
+        self.put(Op::SetMany(entries)).await
     }
 
     async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
-        let pending = match self.overlay {
-            Some(_) => keys.iter().map(|key| (key.clone(), None)).collect(),
-            None => Vec::new(),
-        };
-        self.put(Op::DeleteMany(keys), pending).await
+        self.put(Op::DeleteMany(keys)).await
     }
 
     async fn flush(&self) -> Result<()> {

@@ -69,6 +69,21 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// What a plain write leaves in a relaxed bucket's overlay until it commits: each key it
+    /// touches with its new value (`None`: deleted). Empty for every other op.
+    pub(crate) fn overlay_entries(&self) -> Vec<(String, Option<Vec<u8>>)> {
+        match self {
+            Op::Set(key, value) => vec![(key.clone(), Some(value.clone()))],
+            Op::Delete(key) => vec![(key.clone(), None)],
+            Op::SetMany(entries) => entries
+                .iter()
+                .map(|(key, value)| (key.clone(), Some(value.clone())))
+                .collect(),
+            Op::DeleteMany(keys) => keys.iter().map(|key| (key.clone(), None)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The keys a plain write touches (what its overlay entries are keyed by).
     fn written_keys(&self) -> Vec<&str> {
         match self {
