@@ -8,8 +8,9 @@
 //!
 //! Invariants kept here:
 //! - `open_buckets` / `open_cas` equal the number of live bucket / CAS resources this client
-//!   holds in the resource table; every push goes through [`KvCtx::reserve_bucket`] /
-//!   [`KvCtx::reserve_cas`] and every removal through the matching `release_*`.
+//!   holds in the resource table: buckets enter through [`KvCtxView::open_bucket`] and leave
+//!   through [`KvCtxView::drop_bucket`]; CAS handles enter through [`KvCtxView::push_cas`] and
+//!   leave through [`KvCtxView::take_cas`]. Those four are the only callers of the counters.
 //! - The draft cursor table never holds more than [`DRAFT_CURSORS`] entries.
 
 use std::collections::VecDeque;
@@ -97,7 +98,7 @@ impl KvCtx {
         self.open_buckets = self.open_buckets.saturating_sub(1);
     }
 
-    pub(crate) fn reserve_cas(&mut self) -> kvhost::Result<()> {
+    fn reserve_cas(&mut self) -> kvhost::Result<()> {
         let limit = self.registry.limits().max_open_cas_handles;
         if self.open_cas >= limit {
             return Err(Error::other(format!(
@@ -109,7 +110,7 @@ impl KvCtx {
         Ok(())
     }
 
-    pub(crate) fn release_cas(&mut self) {
+    fn release_cas(&mut self) {
         self.open_cas = self.open_cas.saturating_sub(1);
     }
 
@@ -152,6 +153,25 @@ impl KvCtxView<'_> {
         self.table.delete(bucket)?;
         self.ctx.release_bucket();
         Ok(())
+    }
+
+    /// Pushes a CAS resource, counted against the CAS handle cap.
+    pub(crate) fn push_cas(
+        &mut self,
+        cas: CasResource,
+    ) -> Result<Resource<CasResource>, HostError> {
+        self.ctx.reserve_cas()?;
+        self.table.push(cas).map_err(|err| {
+            self.ctx.release_cas();
+            err.into()
+        })
+    }
+
+    /// Removes a CAS resource (dropped by the guest, or consumed by `swap`).
+    pub(crate) fn take_cas(&mut self, cas: Resource<CasResource>) -> wasmtime::Result<CasResource> {
+        let taken = self.table.delete(cas)?;
+        self.ctx.release_cas();
+        Ok(taken)
     }
 }
 

@@ -41,17 +41,15 @@ pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
     Ok(())
 }
 
+crate::same_in_both_drafts::store_error_fn!();
+
 impl store::Host for KvCtxView<'_> {
     async fn open(&mut self, identifier: String) -> Result<Resource<BucketResource>> {
         self.open_bucket(&identifier)
     }
 
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<store::Error> {
-        err.into_guest(|err| match err {
-            kvhost::Error::NoSuchStore => store::Error::NoSuchStore,
-            kvhost::Error::AccessDenied => store::Error::AccessDenied,
-            kvhost::Error::Other(message) => store::Error::Other(message),
-        })
+        err.into_guest(store_error)
     }
 }
 

@@ -39,13 +39,7 @@ pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
     Ok(())
 }
 
-fn store_error(err: kvhost::Error) -> store::Error {
-    match err {
-        kvhost::Error::NoSuchStore => store::Error::NoSuchStore,
-        kvhost::Error::AccessDenied => store::Error::AccessDenied,
-        kvhost::Error::Other(message) => store::Error::Other(message),
-    }
-}
+crate::same_in_both_drafts::store_error_fn!();
 
 impl store::Host for KvCtxView<'_> {
     async fn open(&mut self, identifier: String) -> Result<Resource<BucketResource>> {
@@ -89,23 +83,20 @@ impl atomics::Host for KvCtxView<'_> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         // `swap` consumes the handle: whatever happens next, this one is gone.
-        let CasResource { bucket, token } = self.table.delete(cas)?;
-        self.ctx.release_cas();
-        match bucket.cas_swap(token, value).await {
-            Ok(Swap::Swapped) => Ok(Ok(())),
-            Ok(Swap::Stale(fresh)) => {
-                // Cannot exceed the cap: the handle released just above makes room.
-                if let Err(err) = self.ctx.reserve_cas() {
-                    return Ok(Err(atomics::CasError::StoreError(store_error(err))));
-                }
-                let fresh = self.table.push(CasResource {
-                    bucket,
-                    token: fresh,
-                })?;
-                Ok(Err(atomics::CasError::CasFailed(fresh)))
-            }
-            Err(err) => Ok(Err(atomics::CasError::StoreError(store_error(err)))),
-        }
+        let CasResource { bucket, token } = self.take_cas(cas)?;
+        let failed = match bucket.cas_swap(token, value).await {
+            Ok(Swap::Swapped) => return Ok(Ok(())),
+            // Cannot exceed the cap: the handle taken just above made room.
+            Ok(Swap::Stale(fresh)) => match self.push_cas(CasResource {
+                bucket,
+                token: fresh,
+            }) {
+                Ok(fresh) => atomics::CasError::CasFailed(fresh),
+                Err(err) => atomics::CasError::StoreError(err.into_guest(store_error)?),
+            },
+            Err(err) => atomics::CasError::StoreError(store_error(err)),
+        };
+        Ok(Err(failed))
     }
 }
 
@@ -117,14 +108,7 @@ impl atomics::HostCas for KvCtxView<'_> {
     ) -> Result<Resource<CasResource>> {
         let bucket = self.bucket(&bucket)?;
         let token = bucket.cas_begin(key).await?;
-        self.ctx.reserve_cas()?;
-        match self.table.push(CasResource { bucket, token }) {
-            Ok(resource) => Ok(resource),
-            Err(err) => {
-                self.ctx.release_cas();
-                Err(err.into())
-            }
-        }
+        self.push_cas(CasResource { bucket, token })
     }
 
     async fn current(&mut self, cas: Resource<CasResource>) -> Result<Option<Vec<u8>>> {
@@ -132,9 +116,7 @@ impl atomics::HostCas for KvCtxView<'_> {
     }
 
     async fn drop(&mut self, cas: Resource<CasResource>) -> wasmtime::Result<()> {
-        self.table.delete(cas)?;
-        self.ctx.release_cas();
-        Ok(())
+        self.take_cas(cas).map(drop)
     }
 }
 

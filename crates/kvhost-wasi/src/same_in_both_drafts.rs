@@ -3,6 +3,19 @@
 //! once here as macros and expanded inside each trait impl (where `Result`, `Resource` and
 //! `BucketResource` resolve to that module's names).
 
+/// `fn store_error`: a [`kvhost::Error`] as the module's `store::Error` variant.
+macro_rules! store_error_fn {
+    () => {
+        fn store_error(err: kvhost::Error) -> store::Error {
+            match err {
+                kvhost::Error::NoSuchStore => store::Error::NoSuchStore,
+                kvhost::Error::AccessDenied => store::Error::AccessDenied,
+                kvhost::Error::Other(message) => store::Error::Other(message),
+            }
+        }
+    };
+}
+
 /// `[method]bucket.{get,set,delete,exists}` and `[resource-drop]bucket`.
 macro_rules! bucket_methods {
     () => {
@@ -58,4 +71,4 @@ macro_rules! batch_write_methods {
     };
 }
 
-pub(crate) use {batch_write_methods, bucket_methods};
+pub(crate) use {batch_write_methods, bucket_methods, store_error_fn};
