@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
-# Creates ./.venv with the pinned Python tools the guests are built with.
+# Creates the Python environments the guests are built with, with pinned tools:
+#   ./.venv       componentize-py (kvhost's own guests, guests/wit worlds)
+#   ./.venv-spin  componentize-py + spin-sdk as a Spin app needs them (world spin-http)
 # Idempotent: does nothing when the pinned versions are already installed.
 set -euo pipefail
 trap 'echo "error: $0 failed at line $LINENO" >&2' ERR
 
 # Pinned versions (change here only).
 COMPONENTIZE_PY_VERSION=0.25.1
+# spin-sdk 3.x is the last Spin Python SDK whose apps export wasi:http@0.2 (4.0 and later
+# target WASIp3); it is built with the componentize-py it was released with.
+SPIN_SDK_VERSION=3.4.1
+SPIN_COMPONENTIZE_PY_VERSION=0.17.2
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-venv="$root/.venv"
 
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-installed="$("$venv/bin/python" -m pip show componentize-py 2>/dev/null | sed -n 's/^Version: //p' || true)"
-if [ "$installed" != "$COMPONENTIZE_PY_VERSION" ]; then
-    echo "==> installing componentize-py $COMPONENTIZE_PY_VERSION into .venv" >&2
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "componentize-py==$COMPONENTIZE_PY_VERSION"
-fi
+# ensure VENV PACKAGE==VERSION...: installs the packages unless the venv has those versions.
+ensure() {
+    local venv="$root/$1"
+    shift
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv"
+    fi
+    local wanted installed
+    for wanted in "$@"; do
+        installed="$("$venv/bin/python" -m pip show "${wanted%%==*}" 2>/dev/null |
+            sed -n 's/^Version: //p' || true)"
+        if [ "$installed" != "${wanted##*==}" ]; then
+            echo "==> installing $* into $(basename "$venv")" >&2
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+            return
+        fi
+    done
+}
+
+ensure .venv "componentize-py==$COMPONENTIZE_PY_VERSION"
+ensure .venv-spin "componentize-py==$SPIN_COMPONENTIZE_PY_VERSION" "spin-sdk==$SPIN_SDK_VERSION"

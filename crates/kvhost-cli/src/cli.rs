@@ -1,6 +1,7 @@
 //! The command line, declared with clap. `--help` text lives here and is the reference the
 //! README repeats.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +30,14 @@ pub enum Command {
     /// runs past --timeout; 134 when it traps or exceeds --max-memory; 2 when kvhost cannot
     /// start it.
     Run(RunArgs),
+    /// Serve a wasi:http component (e.g. a Spin app) over HTTP, with buckets.
+    ///
+    /// Every request gets a fresh instance of the component (pre-linked, from a pooling
+    /// allocator). Interfaces kvhost does not provide (fermyon:spin/*, wasi:config, ...) are
+    /// linked as stubs: the component loads, and only a request that calls one fails, with a
+    /// 500 naming the interface. Logs go to stderr (set KVHOST_LOG=debug for more); SIGINT or
+    /// SIGTERM stops accepting, lets in-flight requests finish, flushes the buckets and exits.
+    Serve(ServeArgs),
     /// Read, write, list, import and export the keys of a bucket.
     Kv(KvArgs),
 }
@@ -42,6 +51,10 @@ pub struct ConfigArgs {
     /// The data directory for embedded buckets (overrides data_dir in the config).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// A Spin runtime-config.toml: each [key_value_store.NAME] with type = "spin" becomes a
+    /// durable embedded bucket NAME (added to the config's buckets and granted).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub runtime_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -77,29 +90,40 @@ pub enum KvCommand {
     },
     /// List the configured buckets and their backends.
     Buckets,
+    /// Copy the entries of a Spin SQLite key-value file (Spin's default store, e.g.
+    /// .spin/sqlite_key_value.db) into buckets: each Spin store into the bucket of the same
+    /// name, unless --store/--into say otherwise. Existing keys are overwritten.
+    ImportSpin {
+        /// The Spin SQLite file.
+        file: PathBuf,
+        /// Import only this Spin store (default: every store in the file).
+        #[arg(long, value_name = "STORE")]
+        store: Option<String>,
+        /// Into this bucket instead of the one named like the store (needs one store).
+        #[arg(long, value_name = "BUCKET")]
+        into: Option<String>,
+    },
 }
 
 /// The default `--max-memory`.
 pub const DEFAULT_MAX_MEMORY: &str = "2GiB";
 
+/// What `run` and `serve` share: buckets, the memory cap, environment and compile cache.
 #[derive(Debug, Args)]
-#[command(trailing_var_arg = true)]
-pub struct RunArgs {
+pub struct HostArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Add a bucket: NAME (embedded, in the data dir), NAME=embedded:, or NAME=memory:.
     /// Repeatable; replaces a configured bucket of the same name and is granted to the
     /// component.
-    // Parsed by `BucketSpec` in run.rs, not by clap, so that a URL's password is never echoed.
+    // Parsed by `BucketSpec` in setup.rs, not by clap, so that a URL's password is never
+    // echoed.
     #[arg(long = "bucket", value_name = "NAME[=URL]")]
     pub buckets: Vec<String>,
-    /// Stop the component after this long (e.g. 500ms, 30s, 2m); exit status 124.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
-    /// Most linear memory the component may use (e.g. 256MiB, 2GiB).
+    /// Most linear memory one component instance may use (e.g. 256MiB, 2GiB).
     #[arg(long, value_name = "SIZE", default_value = DEFAULT_MAX_MEMORY, value_parser = parse_size)]
     pub max_memory: usize,
-    /// Set an environment variable for the component (added to this process's environment).
+    /// Set an environment variable for the component.
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
     /// Where compiled components are cached (default: $KVHOST_CACHE_DIR, else
@@ -109,11 +133,49 @@ pub struct RunArgs {
     /// Compile the component afresh and do not cache it.
     #[arg(long)]
     pub no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Stop the component after this long (e.g. 500ms, 30s, 2m); exit status 124.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     /// The component (.wasm) to run.
     pub component: PathBuf,
     /// Arguments for the component.
     #[arg(allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// The address to serve HTTP on. Loopback by default; give 0.0.0.0:PORT to accept
+    /// connections from other machines.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Most requests handled at once (each has its own component instance).
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_concurrency: u32,
+    /// Most requests waiting for a free slot; past that, requests get 503 at once.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_queued: u32,
+    /// How long one request may take, from entering a slot to the component's end (e.g. 5s);
+    /// past it the instance is stopped and the client gets 504 if nothing was sent yet.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long in-flight requests may still take before kvhost exits.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// The wasi:http component (.wasm) to serve, e.g. a Spin app built with spin-sdk 3.x.
+    pub component: PathBuf,
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {

@@ -16,17 +16,54 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch ticks; `--timeout` is rounded up to a multiple of this.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The engine for running components: async host calls, epoch interruption for deadlines.
 pub fn engine() -> Result<Engine> {
+    Engine::new(&base_config()).map_err(|err| anyhow::anyhow!("cannot set up wasmtime: {err}"))
+}
+
+/// The engine for serving: as [`engine`], with instances taken from a pool sized for
+/// `instances` concurrent component instances of at most `max_memory` bytes of memory each.
+/// Where the pool cannot be reserved (little virtual address space), falls back to
+/// allocating on demand, with a warning.
+pub fn serving_engine(instances: u32, max_memory: usize) -> Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    // A component is many core instances (a Python component: a dozen or so), each with at
+    // most one memory and a few tables; these totals leave room for that at full load.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(32))
+        .total_memories(instances.saturating_mul(8))
+        .total_tables(instances.saturating_mul(32))
+        .total_stacks(instances)
+        .max_memory_size(max_memory)
+        .table_elements(100_000)
+        .max_core_instance_size(8 << 20)
+        .max_component_instance_size(8 << 20)
+        // Keep a little of each recycled memory mapped: saves page faults per request.
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(1 << 20);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(engine),
+        Err(err) => {
+            tracing::warn!(
+                "cannot reserve the instance pool ({err}); allocating instances on demand"
+            );
+            engine()
+        }
+    }
+}
+
+fn base_config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.wasm_component_model(true);
-    Engine::new(&config).map_err(|err| anyhow::anyhow!("cannot set up wasmtime: {err}"))
+    config
 }
 
 /// Starts a thread that advances `engine`'s epoch every [`EPOCH_TICK`], for deadlines.

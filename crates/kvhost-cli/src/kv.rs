@@ -82,6 +82,11 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
             import(&open(&registry, &bucket)?, &file).await?;
             Outcome::Done
         }
+        KvCommand::ImportSpin { file, store, into } => {
+            let request = crate::spin::ImportSpin { file, store, into };
+            crate::spin::import(&registry, &request).await?;
+            Outcome::Done
+        }
         KvCommand::Buckets => {
             write_stdout(|out| {
                 config.buckets.iter().try_for_each(|(name, bucket)| {
@@ -205,8 +210,7 @@ async fn import(bucket: &BucketHandle, file: &str) -> Result<()> {
         progress.set_draw_target(ProgressDrawTarget::hidden());
     }
     let source = if file == "-" { "stdin" } else { file };
-    let mut batch = Vec::new();
-    let (mut batch_bytes, mut imported) = (0usize, 0usize);
+    let mut importer = Importer::new(bucket);
     for (index, line) in input.lines().enumerate() {
         let number = index + 1;
         let line = line.with_context(|| format!("{source}:{number}: cannot read the line"))?;
@@ -220,20 +224,13 @@ async fn import(bucket: &BucketHandle, file: &str) -> Result<()> {
         let value = STANDARD
             .decode(&entry.value)
             .with_context(|| format!("{source}:{number}: value is not valid base64"))?;
-        let limits = bucket.limits();
-        limits
-            .check_key(&entry.key)
-            .and_then(|()| limits.check_value(&entry.key, &value))
-            .map_err(|e| anyhow!("{source}:{number}: {e}"))?;
-        batch_bytes += entry.key.len() + value.len();
-        batch.push((entry.key, value));
-        if batch.len() >= IMPORT_BATCH_ENTRIES || batch_bytes >= IMPORT_BATCH_BYTES {
-            imported += write_batch(bucket, &mut batch, imported).await?;
-            batch_bytes = 0;
-            progress.set_message(format!("{imported} entries"));
-        }
+        importer
+            .push(entry.key, value)
+            .await
+            .with_context(|| format!("{source}:{number}"))?;
+        progress.set_message(format!("{} entries", importer.imported));
     }
-    imported += write_batch(bucket, &mut batch, imported).await?;
+    let imported = importer.finish().await?;
     progress.finish_and_clear();
     eprintln!(
         "imported {imported} entries into bucket {:?}",
@@ -242,19 +239,64 @@ async fn import(bucket: &BucketHandle, file: &str) -> Result<()> {
     Ok(())
 }
 
-async fn write_batch(
-    bucket: &BucketHandle,
-    batch: &mut Vec<(String, Vec<u8>)>,
-    imported: usize,
-) -> Result<usize> {
-    let count = batch.len();
-    if count > 0 {
-        bucket.set_many(std::mem::take(batch)).await.map_err(|e| {
-            anyhow!(
-                "bucket {:?}: {e} ({imported} entries were imported before this batch)",
-                bucket.name()
-            )
-        })?;
+/// Writes entries into a bucket in `set_many` batches, checking each against the limits
+/// first so that an error names the entry, not a batch.
+pub struct Importer<'b> {
+    bucket: &'b BucketHandle,
+    batch: Vec<(String, Vec<u8>)>,
+    batch_bytes: usize,
+    /// Entries written so far.
+    pub imported: usize,
+}
+
+impl<'b> Importer<'b> {
+    /// An importer into `bucket`.
+    pub fn new(bucket: &'b BucketHandle) -> Self {
+        Importer {
+            bucket,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            imported: 0,
+        }
     }
-    Ok(count)
+
+    /// Adds one entry, writing the batch when it is full.
+    pub async fn push(&mut self, key: String, value: Vec<u8>) -> Result<()> {
+        let limits = self.bucket.limits();
+        limits
+            .check_key(&key)
+            .and_then(|()| limits.check_value(&key, &value))
+            .map_err(|e| anyhow!("{e}"))?;
+        self.batch_bytes += key.len() + value.len();
+        self.batch.push((key, value));
+        if self.batch.len() >= IMPORT_BATCH_ENTRIES || self.batch_bytes >= IMPORT_BATCH_BYTES {
+            self.write_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is left; returns how many entries were imported in all.
+    pub async fn finish(mut self) -> Result<usize> {
+        self.write_batch().await?;
+        Ok(self.imported)
+    }
+
+    async fn write_batch(&mut self) -> Result<()> {
+        let count = self.batch.len();
+        if count > 0 {
+            self.bucket
+                .set_many(std::mem::take(&mut self.batch))
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "bucket {:?}: {e} ({} entries were imported before this batch)",
+                        self.bucket.name(),
+                        self.imported
+                    )
+                })?;
+        }
+        self.imported += count;
+        self.batch_bytes = 0;
+        Ok(())
+    }
 }

@@ -1,16 +1,20 @@
 //! `kvhost`: the command-line front end.
 //!
 //! A thin layer: [`cli`] declares the commands, [`setup`] turns flags and `kvhost.toml` into a
-//! [`kvhost::Registry`], [`run`] runs a component (on the engine of [`engine`]) and [`kv`]
+//! [`kvhost::Registry`], [`run`] runs a component and [`serve`] serves an HTTP component (both on the engine of
+//! [`engine`], with the instance state of [`host`]) and [`kv`]
 //! implements `kvhost kv ...` on top of the library. Exit
 //! status: 0 on success, 1 when `kv get` finds no such key, 2 on any error (printed to stderr
 //! with what to do next), as clap does for usage errors.
 
 mod cli;
 mod engine;
+mod host;
 mod kv;
 mod run;
+mod serve;
 mod setup;
+mod spin;
 mod units;
 
 use std::process::ExitCode;
@@ -31,6 +35,10 @@ pub(crate) enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,6 +53,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Kv(args) => kv::run(args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::serve(args).await,
         }
     });
     match result {
@@ -56,4 +65,18 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Log lines go to stderr, filtered by `$KVHOST_LOG` (e.g. `debug`, `kvhost=debug,info`),
+/// else by `default` (serve logs each request at `info`; other commands only warnings).
+fn init_logging(default: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KVHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }

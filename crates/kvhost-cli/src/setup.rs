@@ -34,10 +34,15 @@ pub fn open_registry(args: &ConfigArgs) -> Result<(Config, Registry)> {
     open_registry_with(args, &[])
 }
 
-/// The registry the flags select, plus the buckets of `--bucket` flags.
+/// The registry the flags select, plus the buckets of `--runtime-config` and then those of
+/// `--bucket` flags (`extra`), each replacing a configured bucket of the same name.
 pub fn open_registry_with(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<(Config, Registry)> {
     let mut config = load_config(args)?;
-    for spec in extra {
+    let spin = match &args.runtime_config {
+        Some(path) => crate::spin::runtime_config_buckets(path)?,
+        None => Vec::new(),
+    };
+    for spec in spin.iter().chain(extra) {
         config
             .buckets
             .insert(spec.name.clone(), spec.bucket.clone());

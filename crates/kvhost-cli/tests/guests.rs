@@ -4,11 +4,12 @@
 //! Each guest prints `ok CHECK` per passing check and traps on the first failure; these tests
 //! compare the printed checks with the full list, so a skipped check fails too.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-const KVHOST: &str = env!("CARGO_BIN_EXE_kvhost");
+use support::{cache_dir, guest, KVHOST};
 
 const DRAFT2_CHECKS: &[&str] = &[
     "open_errors",
@@ -39,33 +40,6 @@ const DRAFT_CHECKS: &[&str] = &[
     "open_handles_are_capped",
     "leave_data_for_the_host",
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The directory holding the built guests; builds them on first use (once per process; the
-/// script itself is up-to-date aware and locked across processes).
-fn guests() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = repo_root();
-        let status = Command::new(root.join("scripts/build-guests.sh"))
-            .status()
-            .expect("scripts/build-guests.sh runs");
-        assert!(status.success(), "building the Python guests failed");
-        root.join("target/guests")
-    })
-}
-
-fn guest(name: &str) -> PathBuf {
-    guests().join(format!("{name}.wasm"))
-}
-
-/// The compile cache shared by all tests, so each guest is compiled once per build.
-fn cache_dir() -> PathBuf {
-    guests().join("cache")
-}
 
 /// The config the conformance guests expect, with `backend` for the two granted buckets.
 fn write_config(dir: &Path, backend: &str) -> PathBuf {

@@ -267,3 +267,127 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// A SQLite file as Spin's default key-value store writes it (schema of Spin's
+/// key-value-spin crate), with two stores, a binary value and a text-typed value.
+fn spin_file(path: &Path) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS spin_key_value (
+             store TEXT NOT NULL,
+             key   TEXT NOT NULL,
+             value BLOB NOT NULL,
+             PRIMARY KEY (store, key)
+         );",
+    )
+    .unwrap();
+    let mut insert = db
+        .prepare("INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)")
+        .unwrap();
+    insert
+        .execute(rusqlite::params!["default", "a", b"1".to_vec()])
+        .unwrap();
+    insert
+        .execute(rusqlite::params!["default", "bin", vec![0u8, 255, 1]])
+        .unwrap();
+    insert
+        .execute(rusqlite::params!["default", "typed-as-text", "hello"])
+        .unwrap();
+    for i in 0..2500 {
+        insert
+            .execute(rusqlite::params![
+                "other",
+                format!("k{i:04}"),
+                format!("v{i}").into_bytes()
+            ])
+            .unwrap();
+    }
+}
+
+#[test]
+fn import_spin_copies_every_store_into_its_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    spin_file(&d.join("spin.db"));
+
+    // Bucket "other" does not exist yet: nothing is imported, and the error says what to do.
+    let refused = kv(d, &["import-spin", "spin.db"], b"");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("[buckets.other]"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(kv(d, &["get", "default", "a"], b"").status.code(), Some(1));
+
+    // A Spin runtime config declares both stores; the warning tells how to import the data.
+    std::fs::write(
+        d.join("runtime-config.toml"),
+        "[key_value_store.default]\ntype = \"spin\"\npath = \"spin.db\"\n\n\
+         [key_value_store.other]\ntype = \"spin\"\n",
+    )
+    .unwrap();
+    let rc = ["--runtime-config", "runtime-config.toml"];
+    let buckets = kv(d, &[&rc[..], &["buckets"]].concat(), b"");
+    assert!(
+        stderr(&buckets).contains("kvhost kv import-spin")
+            && stderr(&buckets).contains("3 entries"),
+        "{}",
+        stderr(&buckets)
+    );
+    assert_eq!(ok(buckets), b"default\tembedded\nother\tembedded\n");
+
+    let imported = kv(d, &[&rc[..], &["import-spin", "spin.db"]].concat(), b"");
+    assert!(stderr(&imported).contains("imported 2500 entries from Spin store \"other\""));
+    ok(imported);
+    assert_eq!(ok(kv(d, &["get", "default", "bin"], b"")), [0, 255, 1]);
+    assert_eq!(
+        ok(kv(d, &["get", "default", "typed-as-text"], b"")),
+        b"hello"
+    );
+    let other = ok(kv(d, &[&rc[..], &["list", "other"]].concat(), b""));
+    assert_eq!(String::from_utf8(other).unwrap().lines().count(), 2500);
+    assert_eq!(
+        ok(kv(d, &[&rc[..], &["get", "other", "k2499"]].concat(), b"")),
+        b"v2499"
+    );
+
+    // One store into another bucket.
+    ok(kv(
+        d,
+        &[
+            "import-spin",
+            "spin.db",
+            "--store",
+            "other",
+            "--into",
+            "default",
+        ],
+        b"",
+    ));
+    assert_eq!(ok(kv(d, &["get", "default", "k0007"], b"")), b"v7");
+}
+
+#[test]
+fn import_spin_refuses_files_that_are_not_spin_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rusqlite::Connection::open(d.join("plain.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x);")
+        .unwrap();
+    std::fs::write(d.join("text.db"), "not sqlite at all, just some text").unwrap();
+    for (file, message) in [
+        ("plain.db", "is not a Spin key-value database"),
+        ("text.db", "is not a SQLite database"),
+        ("missing.db", "does not exist"),
+    ] {
+        let output = kv(d, &["import-spin", file], b"");
+        assert_eq!(output.status.code(), Some(2), "{file}");
+        assert!(
+            stderr(&output).contains(message),
+            "{file}: {}",
+            stderr(&output)
+        );
+    }
+}

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::cursor::{decode_cursor, encode_cursor};
+use crate::observe::{Observer, Op};
 use crate::{Bucket, CasToken, Limits, Result, Swap};
 
 /// One page of a listing as callers see it: keys plus the opaque cursor for the next page.
@@ -24,6 +25,7 @@ pub struct BucketHandle {
     name: Arc<str>,
     bucket: Arc<dyn Bucket>,
     limits: Arc<Limits>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for BucketHandle {
@@ -41,7 +43,22 @@ impl BucketHandle {
             name: name.into(),
             bucket,
             limits,
+            observer: None,
         }
+    }
+
+    /// Reports every operation of this handle (and its clones) to `observer`.
+    pub fn with_observer(mut self, observer: Option<Arc<dyn Observer>>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Passes `result` through, reporting it to the observer if there is one.
+    fn seen<T>(&self, op: Op, result: Result<T>) -> Result<T> {
+        if let Some(observer) = &self.observer {
+            observer.record(&self.name, op, result.as_ref().err());
+        }
+        result
     }
 
     /// The bucket's name.
@@ -56,82 +73,126 @@ impl BucketHandle {
 
     /// See [`Bucket::get`].
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.limits.check_key(key)?;
-        self.bucket.get(key).await
+        let result = async {
+            self.limits.check_key(key)?;
+            self.bucket.get(key).await
+        }
+        .await;
+        self.seen(Op::Get, result)
     }
 
     /// See [`Bucket::set`].
     pub async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
-        self.limits.check_key(&key)?;
-        self.limits.check_value(&key, &value)?;
-        self.bucket.set(key, value).await
+        let result = async {
+            self.limits.check_key(&key)?;
+            self.limits.check_value(&key, &value)?;
+            self.bucket.set(key, value).await
+        }
+        .await;
+        self.seen(Op::Set, result)
     }
 
     /// See [`Bucket::delete`].
     pub async fn delete(&self, key: String) -> Result<()> {
-        self.limits.check_key(&key)?;
-        self.bucket.delete(key).await
+        let result = async {
+            self.limits.check_key(&key)?;
+            self.bucket.delete(key).await
+        }
+        .await;
+        self.seen(Op::Delete, result)
     }
 
     /// See [`Bucket::exists`].
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        self.limits.check_key(key)?;
-        self.bucket.exists(key).await
+        let result = async {
+            self.limits.check_key(key)?;
+            self.bucket.exists(key).await
+        }
+        .await;
+        self.seen(Op::Exists, result)
     }
 
     /// One page of keys after `cursor` (`None`: from the start), bounded by the page limits.
     pub async fn list_keys(&self, cursor: Option<&str>) -> Result<KeyResponse> {
-        let position = cursor.map(decode_cursor).transpose()?;
-        let page = self
-            .bucket
-            .list_keys(position, self.limits.page_budget())
-            .await?;
-        Ok(KeyResponse {
-            keys: page.keys,
-            cursor: page.next.as_deref().map(encode_cursor),
-        })
+        let result = async {
+            let position = cursor.map(decode_cursor).transpose()?;
+            let page = self
+                .bucket
+                .list_keys(position, self.limits.page_budget())
+                .await?;
+            Ok(KeyResponse {
+                keys: page.keys,
+                cursor: page.next.as_deref().map(encode_cursor),
+            })
+        }
+        .await;
+        self.seen(Op::ListKeys, result)
     }
 
     /// See [`Bucket::increment`].
     pub async fn increment(&self, key: String, delta: i64) -> Result<i64> {
-        self.limits.check_key(&key)?;
-        self.bucket.increment(key, delta).await
+        let result = async {
+            self.limits.check_key(&key)?;
+            self.bucket.increment(key, delta).await
+        }
+        .await;
+        self.seen(Op::Increment, result)
     }
 
     /// See [`Bucket::cas_begin`].
     pub async fn cas_begin(&self, key: String) -> Result<CasToken> {
-        self.limits.check_key(&key)?;
-        self.bucket.cas_begin(key).await
+        let result = async {
+            self.limits.check_key(&key)?;
+            self.bucket.cas_begin(key).await
+        }
+        .await;
+        self.seen(Op::CasBegin, result)
     }
 
     /// See [`Bucket::cas_swap`].
     pub async fn cas_swap(&self, token: CasToken, value: Vec<u8>) -> Result<Swap> {
-        self.limits.check_value(token.key(), &value)?;
-        self.bucket.cas_swap(token, value).await
+        let result = async {
+            self.limits.check_value(token.key(), &value)?;
+            self.bucket.cas_swap(token, value).await
+        }
+        .await;
+        self.seen(Op::CasSwap, result)
     }
 
     /// See [`Bucket::get_many`].
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
-        self.limits.check_batch(keys.len())?;
-        keys.iter().try_for_each(|key| self.limits.check_key(key))?;
-        self.bucket.get_many(keys).await
+        let result = async {
+            self.limits.check_batch(keys.len())?;
+            keys.iter().try_for_each(|key| self.limits.check_key(key))?;
+            self.bucket.get_many(keys).await
+        }
+        .await;
+        self.seen(Op::GetMany, result)
     }
 
     /// See [`Bucket::set_many`]. Every pair is checked before anything is written.
     pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.limits.check_batch(entries.len())?;
-        entries.iter().try_for_each(|(key, value)| {
-            self.limits.check_key(key)?;
-            self.limits.check_value(key, value)
-        })?;
-        self.bucket.set_many(entries).await
+        let result = async {
+            self.limits.check_batch(entries.len())?;
+            entries.iter().try_for_each(|(key, value)| {
+                self.limits.check_key(key)?;
+                self.limits.check_value(key, value)
+            })?;
+            self.bucket.set_many(entries).await
+        }
+        .await;
+        self.seen(Op::SetMany, result)
     }
 
     /// See [`Bucket::delete_many`].
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
-        self.limits.check_batch(keys.len())?;
-        keys.iter().try_for_each(|key| self.limits.check_key(key))?;
-        self.bucket.delete_many(keys).await
+        let result = async {
+            self.limits.check_batch(keys.len())?;
+            keys.iter().try_for_each(|key| self.limits.check_key(key))?;
+            self.bucket.delete_many(keys).await
+        }
+        .await;
+        self.seen(Op::DeleteMany, result)
     }
 
     /// See [`Bucket::flush`].

@@ -35,6 +35,7 @@ mod cursor;
 mod error;
 mod handle;
 mod limits;
+pub mod observe;
 mod registry;
 
 #[cfg(feature = "conformance")]

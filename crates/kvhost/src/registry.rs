@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::backend::memory::MemoryBucket;
 use crate::config::{BackendKind, Config, ConfigError};
+use crate::observe::{Observer, Op};
 use crate::{Bucket, BucketHandle, Error, Limits, Result};
 
 /// Which buckets a caller may open.
@@ -64,6 +65,7 @@ pub enum SetupError {
 pub struct Registry {
     buckets: BTreeMap<String, Arc<dyn Bucket>>,
     limits: Arc<Limits>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -81,6 +83,7 @@ impl Registry {
         Registry {
             buckets: BTreeMap::new(),
             limits: Arc::new(limits),
+            observer: None,
         }
     }
 
@@ -120,17 +123,28 @@ impl Registry {
         self.buckets.insert(name.into(), bucket);
     }
 
+    /// Reports every bucket operation through handles opened from now on, and every failed
+    /// `open`, to `observer` (see [`crate::observe`]).
+    pub fn set_observer(&mut self, observer: Arc<dyn Observer>) {
+        self.observer = Some(observer);
+    }
+
     /// Opens bucket `name` for a caller holding `grants`.
     pub fn open(&self, name: &str, grants: &Grants) -> Result<BucketHandle> {
-        let bucket = self.buckets.get(name).ok_or(Error::NoSuchStore)?;
-        if !grants.allows(name) {
-            return Err(Error::AccessDenied);
+        let opened = match self.buckets.get(name) {
+            None => Err(Error::NoSuchStore),
+            Some(_) if !grants.allows(name) => Err(Error::AccessDenied),
+            Some(bucket) => {
+                Ok(
+                    BucketHandle::new(name, Arc::clone(bucket), Arc::clone(&self.limits))
+                        .with_observer(self.observer.clone()),
+                )
+            }
+        };
+        if let Some(observer) = &self.observer {
+            observer.record(name, Op::Open, opened.as_ref().err());
         }
-        Ok(BucketHandle::new(
-            name,
-            Arc::clone(bucket),
-            Arc::clone(&self.limits),
-        ))
+        opened
     }
 
     /// The configured bucket names, sorted.
@@ -172,5 +186,43 @@ mod tests {
             Error::NoSuchStore
         );
         assert!(registry.open("secret", &Grants::All).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_observer_sees_every_operation_once_with_its_outcome() {
+        use crate::observe::{Observer, Outcome};
+        #[derive(Default)]
+        struct Seen(parking_lot::Mutex<Vec<(String, Op, Outcome)>>);
+        impl Observer for Seen {
+            fn record(&self, bucket: &str, op: Op, error: Option<&Error>) {
+                let outcome = Outcome::of(&error.cloned().map_or(Ok(()), Err));
+                self.0.lock().push((bucket.to_string(), op, outcome));
+            }
+        }
+        let seen = Arc::new(Seen::default());
+        let mut registry = Registry::new(Limits::default());
+        registry.insert("a", Arc::new(MemoryBucket::new()));
+        registry.insert("secret", Arc::new(MemoryBucket::new()));
+        registry.set_observer(seen.clone());
+        let grants = Grants::Only(BTreeSet::from(["a".to_string()]));
+        let a = registry.open("a", &grants).unwrap();
+        a.set("k".into(), b"x".to_vec()).await.unwrap();
+        a.get("k").await.unwrap();
+        a.increment("k".into(), 1).await.unwrap_err();
+        assert!(registry.open("secret", &grants).is_err());
+        assert!(registry.open("nope", &grants).is_err());
+        let seen = seen.0.lock().clone();
+        let s = |b: &str, op, outcome| (b.to_string(), op, outcome);
+        assert_eq!(
+            seen,
+            vec![
+                s("a", Op::Open, Outcome::Ok),
+                s("a", Op::Set, Outcome::Ok),
+                s("a", Op::Get, Outcome::Ok),
+                s("a", Op::Increment, Outcome::Other),
+                s("secret", Op::Open, Outcome::AccessDenied),
+                s("nope", Op::Open, Outcome::NoSuchStore),
+            ]
+        );
     }
 }

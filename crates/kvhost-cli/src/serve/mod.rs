@@ -1,0 +1,297 @@
+//! `kvhost serve`: serve a `wasi:http/incoming-handler@0.2.x` component over HTTP/1.1.
+//!
+//! Set-up ([`serve`]): buckets and the compiled component as for `run`, an engine with a
+//! pooling instance allocator, and a linker with WASI, `wasi:http` and `wasi:keyvalue`; every
+//! other import of the component (Spin's `fermyon:spin/*`, `wasi:config/store`, ...) is linked
+//! as a stub that fails the call, so such a component loads and only the requests that use
+//! those interfaces fail ([`request`] turns that into a 500 naming the interface).
+//!
+//! Then the accept loop: one task per connection, one fresh instance per request
+//! ([`request::Server::handle`]). On SIGINT or SIGTERM the loop stops accepting, open
+//! connections finish the request they are on and close, and once every instance has ended
+//! (or `--shutdown-timeout` passed) the buckets are flushed and kvhost exits 0.
+
+mod metrics;
+mod request;
+mod stubs;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hyper::server::conn::http1;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use wasmtime::component::{Component, Linker};
+use wasmtime::Engine;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::WasiHttpHooks;
+
+use crate::cli::ServeArgs;
+use crate::host::{wasm_error, HostState, Prepared};
+use crate::{engine, Outcome};
+
+use self::metrics::Metrics;
+use self::request::{Admission, Server};
+
+/// The export a servable component must have.
+const HANDLER_EXPORT: &str = "wasi:http/incoming-handler@0.2";
+
+/// Runs `kvhost serve` until SIGINT or SIGTERM.
+pub async fn serve(args: ServeArgs) -> Result<Outcome> {
+    let metrics = Arc::new(Metrics::default());
+    check_servable(&args.component)?;
+    let engine = engine::serving_engine(args.max_concurrency, args.host.max_memory)?;
+    let prepared = Prepared::new(&args.host, &engine, &args.component, Some(metrics.clone()))?;
+    let pre = link(&engine, &prepared.component, &args.component)?;
+    engine::start_epoch_ticker(&engine);
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+    let address = listener.local_addr()?;
+    if let Some(metrics_address) = args.metrics {
+        let listener = TcpListener::bind(metrics_address)
+            .await
+            .with_context(|| format!("cannot listen on {metrics_address} (--metrics)"))?;
+        tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(serve_metrics(listener, metrics.clone()));
+    }
+
+    let (in_flight, mut all_done) = mpsc::channel::<()>(1);
+    let registry = prepared.registry.clone();
+    let server = Arc::new(Server {
+        pre,
+        prepared,
+        admission: Admission::new(args.max_concurrency, args.max_queued),
+        metrics,
+        request_timeout: args.request_timeout,
+        max_memory: args.host.max_memory,
+        env: args.host.env.clone(),
+        in_flight,
+    });
+    tracing::info!(
+        "serving {} on http://{address}/ (buckets: {})",
+        args.component.display(),
+        registry.names().collect::<Vec<_>>().join(", ")
+    );
+
+    let (stop, stopping) = watch::channel(false);
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        tokio::select! {
+            signal = &mut signal => {
+                tracing::info!("{signal}: finishing in-flight requests, then exiting");
+                break;
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, client)) => {
+                    tokio::spawn(serve_connection(
+                        stream,
+                        client,
+                        Arc::clone(&server),
+                        stopping.clone(),
+                    ));
+                }
+                // Running out of file descriptors and the like: wait, do not spin.
+                Err(err) => {
+                    tracing::warn!("cannot accept a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+
+    drop(listener);
+    let _ = stop.send(true);
+    server.admission.close();
+    drop(server);
+    // Every connection and instance holds a clone of the sender: `recv` ends when all are gone.
+    let finished = tokio::time::timeout(args.shutdown_timeout, all_done.recv()).await;
+    if finished.is_err() {
+        tracing::warn!(
+            "requests still running after --shutdown-timeout {}; exiting anyway",
+            crate::units::format_duration(args.shutdown_timeout)
+        );
+    }
+    registry
+        .flush()
+        .await
+        .context("cannot flush the buckets on shutdown")?;
+    tracing::info!("buckets flushed; bye");
+    Ok(Outcome::Done)
+}
+
+/// Refuses, naming the export it looked for, a file that is not a component exporting
+/// [`HANDLER_EXPORT`]. Looks at the binary itself, before compiling: a WASIp3 component (Spin
+/// SDK 4+) does not even compile on this engine, and its author needs to hear why.
+fn check_servable(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the component {}", path.display()))?;
+    let Some(exports) = top_level_exports(&bytes) else {
+        // Not a component at all: load_component says so, with advice.
+        return Ok(());
+    };
+    if exports.iter().any(|name| name.starts_with(HANDLER_EXPORT)) {
+        return Ok(());
+    }
+    let listed = if exports.is_empty() {
+        "none".to_string()
+    } else {
+        exports.join(", ")
+    };
+    anyhow::bail!(
+        "{} cannot be served: it does not export {HANDLER_EXPORT}.x (its exports: {listed}).\n\
+         kvhost serve serves WASIp2 HTTP components, e.g. Spin apps built with spin-sdk 3.x; \
+         spin-sdk 4.0 and later export wasi:http/handler@0.3 (WASIp3), which kvhost does not \
+         serve yet. A wasi:cli/run component is run with `kvhost run` instead.",
+        path.display()
+    )
+}
+
+/// The names a component exports at its top level; `None` if `bytes` is not a component.
+fn top_level_exports(bytes: &[u8]) -> Option<Vec<String>> {
+    let mut exports = Vec::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.ok()? {
+            wasmparser::Payload::Version { encoding, .. } => {
+                if depth == 0 && encoding != wasmparser::Encoding::Component {
+                    return None;
+                }
+                depth += 1;
+            }
+            wasmparser::Payload::End(_) => depth = depth.saturating_sub(1),
+            wasmparser::Payload::ComponentExportSection(section) if depth == 1 => {
+                for export in section {
+                    exports.push(export.ok()?.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(exports)
+}
+
+/// Links `component` for serving: WASI, `wasi:http`, `wasi:keyvalue`, stubs for the rest.
+fn link(engine: &Engine, component: &Component, path: &Path) -> Result<ProxyPre<HostState>> {
+    let linker_error = |err| wasm_error("cannot set up the component linker", err);
+    let mut linker = Linker::<HostState>::new(engine);
+    // All of WASI 0.2 (a component may import wasi:filesystem even if it never uses it; its
+    // instance has no preopened directories), plus wasi:http.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(linker_error)?;
+    kvhost_wasi::add_to_linker(&mut linker).map_err(linker_error)?;
+    let stubbed = stubs::define_stubs(&mut linker, component, engine).map_err(linker_error)?;
+    if !stubbed.is_empty() {
+        tracing::info!(
+            "not provided, calls fail the request: {}",
+            stubbed.join(", ")
+        );
+    }
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|err| wasm_error(&format!("cannot link {}", path.display()), err))?;
+    ProxyPre::new(pre).map_err(|err| wasm_error(&format!("cannot serve {}", path.display()), err))
+}
+
+/// Serves one connection until it closes, or until shutdown (then after its current request).
+async fn serve_connection(
+    stream: TcpStream,
+    client: SocketAddr,
+    server: Arc<Server>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let _in_flight = server.in_flight.clone();
+    // Small responses should leave at once, not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let service =
+        hyper::service::service_fn(move |request| Arc::clone(&server).handle(request, client));
+    let connection = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%client, "connection ended: {err}");
+    }
+}
+
+/// Answers `GET /metrics` on `listener` with the Prometheus text format.
+async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+                let response = if request.uri().path() == "/metrics" {
+                    let mut response = request::plain(hyper::StatusCode::OK, &metrics.render());
+                    response.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                    );
+                    response
+                } else {
+                    request::plain(hyper::StatusCode::NOT_FOUND, "metrics are at /metrics\n")
+                };
+                std::future::ready(Ok::<_, std::convert::Infallible>(response))
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Resolves with the name of the first SIGINT or SIGTERM.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop kvhost with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
+}
+
+/// The `wasi:http` hooks of every instance: outgoing HTTP requests are refused
+/// (`HTTP-request-denied`); kvhost serves components, it does not proxy for them.
+pub fn outgoing_http_hooks() -> &'static mut dyn WasiHttpHooks {
+    // A zero-sized value: leaking it allocates nothing.
+    Box::leak(Box::new(DenyOutgoingHttp))
+}
+
+struct DenyOutgoingHttp;
+
+/// A future `wasmtime_wasi_http` hands to or takes from `send_request`.
+type HttpFuture<T> = Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<T>> + Send>;
+
+impl WasiHttpHooks for DenyOutgoingHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: HttpFuture<()>,
+    ) -> HttpFuture<(http::Response<wasmtime_wasi_http::WasiBody>, HttpFuture<()>)> {
+        Box::new(std::future::ready(Err(
+            wasmtime_wasi_http::Error::HttpRequestDenied,
+        )))
+    }
+}

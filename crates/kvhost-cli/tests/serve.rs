@@ -1,0 +1,326 @@
+//! End-to-end tests of `kvhost serve` with a real Spin app: guests/spin/app.py, built with
+//! the pinned spin-sdk and componentize-py by scripts/build-guests.sh, served by the kvhost
+//! binary and driven over loopback HTTP.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::http::Client;
+use support::{cache_dir, guest, KVHOST};
+
+/// A running `kvhost serve`, stopped (SIGKILL) on drop if a test did not stop it.
+struct Served {
+    child: Child,
+    address: SocketAddr,
+    metrics: Option<SocketAddr>,
+    log: mpsc::Receiver<String>,
+}
+
+/// Starts `kvhost serve` on an ephemeral loopback port with embedded buckets in `dir`.
+fn serve(dir: &Path, component: &Path, extra: &[&str]) -> Served {
+    let mut child = Command::new(KVHOST)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .args(extra)
+        .arg(component)
+        .current_dir(dir)
+        .env("KVHOST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kvhost serve starts");
+    let (lines, log) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[kvhost] {line}");
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // From here on, a panic kills the child (Drop).
+    let mut served = Served {
+        child,
+        address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        metrics: None,
+        log,
+    };
+    loop {
+        // The first start compiles the component: allow for a slow machine.
+        let line = served
+            .log
+            .recv_timeout(Duration::from_secs(300))
+            .expect("kvhost serve says where it listens");
+        if let Some(address) = address_after(&line, "metrics on http://") {
+            served.metrics = Some(address);
+        }
+        if let Some(address) = address_after(&line, " on http://") {
+            if line.contains("serving ") {
+                served.address = address;
+                return served;
+            }
+        }
+    }
+}
+
+fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    rest.split('/').next()?.parse().ok()
+}
+
+impl Served {
+    /// Sends SIGTERM and waits for the exit; returns the status and the rest of the log.
+    fn stop(mut self) -> (ExitStatus, Vec<String>) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = self.child.wait().expect("kvhost serve exits");
+        let log = self.log.try_iter().collect();
+        (status, log)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn kv(dir: &Path, args: &[&str]) -> Output {
+    Command::new(KVHOST)
+        .arg("kv")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .output()
+        .expect("kvhost kv runs")
+}
+
+async fn send(address: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut client = Client::connect(address).await.expect("connects");
+    let reply = client.send(method, path, body).await.expect("answers");
+    (reply.status, reply.text())
+}
+
+/// The acceptance test: 2,000 clients at once, each on its own connection, store and
+/// read back a key through the Spin SDK's wasi_keyvalue_store and bump a shared counter; no
+/// request fails, and after a graceful stop every key is on disk for `kvhost kv`.
+#[test]
+fn spin_app_serves_2000_concurrent_clients_and_the_data_stays_on_disk() {
+    const CLIENTS: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &guest("spin"), &[]);
+    let address = served.address;
+    let failures = runtime().block_on(async move {
+        // Every client connects first; then all send at once.
+        let start = Arc::new(tokio::sync::Barrier::new(CLIENTS));
+        let mut tasks = Vec::new();
+        for i in 0..CLIENTS {
+            let start = Arc::clone(&start);
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(address)
+                    .await
+                    .map_err(|err| format!("client {i}: connect: {err}"))?;
+                start.wait().await;
+                let (key, value) = (format!("/kv/key-{i}"), format!("value-{i}"));
+                let put = client.send("PUT", &key, value.as_bytes()).await?;
+                let get = client.send("GET", &key, b"").await?;
+                let count = client.send("POST", "/count/hits", b"").await?;
+                if (put.status, get.status, count.status) != (204, 200, 200) || get.text() != value
+                {
+                    return Err(format!("client {i}: {put:?} {get:?} {count:?}"));
+                }
+                Ok::<_, String>(())
+            }));
+        }
+        let mut failures = Vec::new();
+        for task in tasks {
+            if let Err(err) = task.await.expect("client task") {
+                failures.push(err);
+            }
+        }
+        failures
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {CLIENTS} clients failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let (status, _) = served.stop();
+    assert!(
+        status.success(),
+        "kvhost serve exits 0 on SIGTERM: {status}"
+    );
+
+    let get = kv(dir.path(), &["get", "default", "key-1234"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout), "value-1234");
+    let hits = kv(dir.path(), &["get", "default", "hits"]);
+    assert_eq!(String::from_utf8_lossy(&hits.stdout), CLIENTS.to_string());
+    let list = kv(dir.path(), &["list", "default"]);
+    assert_eq!(
+        String::from_utf8_lossy(&list.stdout).lines().count(),
+        CLIENTS + 1
+    );
+}
+
+/// A call into an interface kvhost does not provide (Spin's own key-value API) fails that
+/// request with a 500 naming the interface; the server keeps serving; metrics count it all.
+#[test]
+fn an_unprovided_interface_fails_only_the_request_that_calls_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &guest("spin"), &["--metrics", "127.0.0.1:0"]);
+    let (address, metrics) = (served.address, served.metrics.expect("metrics address"));
+    let (spin_kv, after, put, metrics_text) = runtime().block_on(async move {
+        let spin_kv = send(address, "GET", "/spin-kv", b"").await;
+        let put = send(address, "PUT", "/kv/a", b"1").await;
+        let after = send(address, "GET", "/kv/a", b"").await;
+        let metrics_text = send(metrics, "GET", "/metrics", b"").await;
+        (spin_kv, after, put, metrics_text)
+    });
+    assert_eq!(spin_kv.0, 500, "{spin_kv:?}");
+    assert!(
+        spin_kv
+            .1
+            .contains("does not provide the interface fermyon:spin/key-value@2.0.0"),
+        "{spin_kv:?}"
+    );
+    assert_eq!((put.0, after.0, after.1.as_str()), (204, 200, "1"));
+    for line in [
+        "kvhost_http_requests_total{status=\"2xx\"} 2",
+        "kvhost_http_requests_total{status=\"5xx\"} 1",
+        "kvhost_http_request_duration_seconds_count 3",
+        "kvhost_kv_operations_total{bucket=\"default\",op=\"set\",outcome=\"ok\"} 1",
+        "kvhost_kv_operations_total{bucket=\"default\",op=\"get\",outcome=\"ok\"} 1",
+    ] {
+        assert!(
+            metrics_text.1.lines().any(|l| l == line),
+            "metrics lack {line:?}:\n{}",
+            metrics_text.1
+        );
+    }
+    let (status, log) = served.stop();
+    assert!(status.success());
+    assert!(
+        log.iter()
+            .any(|l| l.contains("WARN") && l.contains("fermyon:spin/key-value@2.0.0")),
+        "the failure is logged at warn: {log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("path=\"/kv/a\"") && l.contains("status=200")),
+        "one info line per request: {log:?}"
+    );
+}
+
+/// With every slot busy and no queue, a request is answered 503 at once; a request past
+/// --request-timeout is stopped and answered 504; afterwards the server serves normally.
+#[test]
+fn a_full_server_answers_503_and_a_slow_request_504() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--max-concurrency",
+        "1",
+        "--max-queued",
+        "0",
+        "--request-timeout",
+        "1s",
+    ];
+    let served = serve(dir.path(), &guest("spin"), &flags);
+    let address = served.address;
+    let (slow, busy, later) = runtime().block_on(async move {
+        let slow = tokio::spawn(send(address, "GET", "/sleep/5000", b""));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let busy = send(address, "GET", "/kv/x", b"").await;
+        let slow = slow.await.expect("slow request");
+        let later = send(address, "GET", "/kv/x", b"").await;
+        (slow, busy, later)
+    });
+    assert_eq!(busy.0, 503, "{busy:?}");
+    assert!(busy.1.contains("--max-concurrency"), "{busy:?}");
+    assert_eq!(slow.0, 504, "{slow:?}");
+    assert!(slow.1.contains("--request-timeout 1s"), "{slow:?}");
+    assert_eq!(later.0, 404, "{later:?}");
+    drop(served);
+}
+
+/// SIGTERM during a request: the request completes, then kvhost exits 0 and stops listening.
+#[test]
+fn sigterm_lets_the_in_flight_request_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &guest("spin"), &[]);
+    let address = served.address;
+    let rt = runtime();
+    let slow = rt.spawn(send(address, "GET", "/sleep/1500", b""));
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, log) = served.stop();
+    let slow = rt.block_on(slow).expect("slow request");
+    assert_eq!((slow.0, slow.1.as_str()), (200, "slept\n"));
+    assert!(status.success(), "{status} {log:?}");
+    assert!(log.iter().any(|l| l.contains("SIGTERM")), "{log:?}");
+    assert!(std::net::TcpStream::connect(address).is_err());
+}
+
+/// A component that is not an HTTP handler is refused at start, naming the export looked for.
+#[test]
+fn a_component_without_an_http_handler_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(KVHOST)
+        .args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(cache_dir())
+        .arg(guest("draft2"))
+        .current_dir(dir.path())
+        .output()
+        .expect("kvhost serve runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("does not export wasi:http/incoming-handler@0.2.x"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("wasi:cli/run@0.2"), "{stderr}");
+}
+
+/// The minimal WAT guest used by the serve benchmark answers correctly (so the benchmark
+/// measures a working handler), on many keep-alive requests of one connection.
+#[test]
+fn the_minimal_hello_component_answers_hello() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = support::hello::hello_component();
+    let served = serve(dir.path(), &hello, &[]);
+    let address = served.address;
+    let replies = runtime().block_on(async move {
+        let mut client = Client::connect(address).await.expect("connects");
+        let mut replies = Vec::new();
+        for _ in 0..100 {
+            let reply = client.send("GET", "/", b"").await.expect("answers");
+            replies.push((reply.status, reply.text()));
+        }
+        replies
+    });
+    assert!(
+        replies.iter().all(|r| *r == (200, "hello\n".to_string())),
+        "{replies:?}"
+    );
+    let (status, _) = served.stop();
+    assert!(status.success());
+}
