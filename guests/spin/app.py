@@ -7,13 +7,19 @@ Routes (bucket "default", opened through the SDK's `wasi_keyvalue_store`):
   POST   /hit/KEY    set KEY to the body, then read it back      -> 200 with the value
   POST   /count/KEY  increment KEY by one (atomics)              -> 200 with the new count
   GET    /keys       every key, one per line (paged list-keys)   -> 200
-  GET    /spin-kv    uses Spin's own key-value API, which kvhost does not provide
+  PUT    /spin-kv/KEY  store the body under KEY through Spin's own key-value API
+                       (spin_sdk.key_value, fermyon:spin/key-value@2.0.0)   -> 204
+  GET    /spin-kv/KEY  the value of KEY through Spin's API               -> 200, or 404
+  GET    /spin-keys    every key through Spin's get-keys, one per line   -> 200
+  GET    /spin-open/NAME  opens store NAME through Spin's API: "opened" or the error's name
+  GET    /variable   reads a Spin variable (fermyon:spin/variables), which kvhost does not
+                     provide: the request fails with a 500 naming the interface
   GET    /sleep/MS   answers after MS milliseconds (for deadline and shutdown tests)
 """
 
 import time
 
-from spin_sdk import http, key_value
+from spin_sdk import http, key_value, variables
 from spin_sdk.http import Request, Response
 from spin_sdk.wit.imports import atomics
 from spin_sdk.wit.imports import wasi_keyvalue_store as kv
@@ -60,7 +66,23 @@ class IncomingHandler(http.IncomingHandler):
         if path.startswith("/sleep/"):
             time.sleep(int(path[len("/sleep/"):]) / 1000)
             return text(200, "slept\n")
-        if path == "/spin-kv":
+        if path.startswith("/spin-kv/"):
+            key = path[len("/spin-kv/"):]
             store = key_value.open_default()
-            return text(200, store.get("anything") or b"")
+            if method == "PUT":
+                store.set(key, request.body or b"")
+                return text(204)
+            value = store.get(key)
+            return text(404, "no such key\n") if value is None else text(200, value)
+        if path == "/spin-keys":
+            store = key_value.open_default()
+            return text(200, "".join(k + "\n" for k in sorted(store.get_keys())))
+        if path.startswith("/spin-open/"):
+            try:
+                key_value.open(path[len("/spin-open/"):])
+                return text(200, "opened")
+            except Exception as err:
+                return text(200, type(getattr(err, "value", err)).__name__)
+        if path == "/variable":
+            return text(200, variables.get("greeting"))
         return text(404, "no route\n")

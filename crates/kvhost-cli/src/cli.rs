@@ -33,8 +33,8 @@ pub enum Command {
     /// Serve a wasi:http component (e.g. a Spin app) over HTTP, with buckets.
     ///
     /// Every request gets a fresh instance of the component (pre-linked, from a pooling
-    /// allocator). Interfaces kvhost does not provide (fermyon:spin/*, wasi:config, ...) are
-    /// linked as stubs: the component loads, and only a request that calls one fails, with a
+    /// allocator). Key-value: wasi:keyvalue and Spin's fermyon:spin/key-value. Interfaces kvhost
+    /// does not provide (Spin's variables, SQLite, ..., wasi:config) are linked as stubs: the component loads, and only a request that calls one fails, with a
     /// 500 naming the interface. Logs go to stderr (set KVHOST_LOG=debug for more); SIGINT or
     /// SIGTERM stops accepting, lets in-flight requests finish, flushes the buckets and exits.
     Serve(ServeArgs),

@@ -183,27 +183,23 @@ fn spin_app_serves_2000_concurrent_clients_and_the_data_stays_on_disk() {
     );
 }
 
-/// A call into an interface kvhost does not provide (Spin's own key-value API) fails that
-/// request with a 500 naming the interface; the server keeps serving; metrics count it all.
+/// A call into an interface kvhost does not provide (Spin variables) fails that request with
+/// a 500 naming the interface; the server keeps serving; metrics count it all.
 #[test]
 fn an_unprovided_interface_fails_only_the_request_that_calls_it() {
     let dir = tempfile::tempdir().unwrap();
     let served = serve(dir.path(), &guest("spin"), &["--metrics", "127.0.0.1:0"]);
     let (address, metrics) = (served.address, served.metrics.expect("metrics address"));
-    let (spin_kv, after, put, metrics_text) = runtime().block_on(async move {
-        let spin_kv = send(address, "GET", "/spin-kv", b"").await;
+    let (variable, after, put, metrics_text) = runtime().block_on(async move {
+        let variable = send(address, "GET", "/variable", b"").await;
         let put = send(address, "PUT", "/kv/a", b"1").await;
         let after = send(address, "GET", "/kv/a", b"").await;
         let metrics_text = send(metrics, "GET", "/metrics", b"").await;
-        (spin_kv, after, put, metrics_text)
+        (variable, after, put, metrics_text)
     });
-    assert_eq!(spin_kv.0, 500, "{spin_kv:?}");
-    assert!(
-        spin_kv
-            .1
-            .contains("does not provide the interface fermyon:spin/key-value@2.0.0"),
-        "{spin_kv:?}"
-    );
+    assert_eq!(variable.0, 500, "{variable:?}");
+    let named = "does not provide the interface fermyon:spin/variables@2.0.0";
+    assert!(variable.1.contains(named), "{variable:?}");
     assert_eq!((put.0, after.0, after.1.as_str()), (204, 200, "1"));
     for line in [
         "kvhost_http_requests_total{status=\"2xx\"} 2",
@@ -222,7 +218,7 @@ fn an_unprovided_interface_fails_only_the_request_that_calls_it() {
     assert!(status.success());
     assert!(
         log.iter()
-            .any(|l| l.contains("WARN") && l.contains("fermyon:spin/key-value@2.0.0")),
+            .any(|l| l.contains("WARN") && l.contains("fermyon:spin/variables@2.0.0")),
         "the failure is logged at warn: {log:?}"
     );
     assert!(
@@ -278,6 +274,40 @@ fn sigterm_lets_the_in_flight_request_finish() {
     assert!(status.success(), "{status} {log:?}");
     assert!(log.iter().any(|l| l.contains("SIGTERM")), "{log:?}");
     assert!(std::net::TcpStream::connect(address).is_err());
+}
+
+/// Spin's own key-value API (spin_sdk.key_value) works on the same bucket as wasi:keyvalue:
+/// written through one, read through the other, listed by get-keys.
+#[test]
+fn spins_own_key_value_api_shares_the_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &guest("spin"), &[]);
+    let address = served.address;
+    let replies = runtime().block_on(async move {
+        vec![
+            send(address, "PUT", "/spin-kv/via-spin", b"s").await,
+            send(address, "PUT", "/kv/via-wasi", b"w").await,
+            send(address, "GET", "/kv/via-spin", b"").await,
+            send(address, "GET", "/spin-kv/via-wasi", b"").await,
+            send(address, "GET", "/spin-kv/missing", b"").await,
+            send(address, "GET", "/spin-keys", b"").await,
+            send(address, "GET", "/spin-open/default", b"").await,
+            send(address, "GET", "/spin-open/nope", b"").await,
+        ]
+    });
+    let expected = [
+        (204, ""),
+        (204, ""),
+        (200, "s"),
+        (200, "w"),
+        (404, "no such key\n"),
+        (200, "via-spin\nvia-wasi\n"),
+        (200, "opened"),
+        (200, "Error_NoSuchStore"),
+    ];
+    let replies: Vec<_> = replies.iter().map(|(s, b)| (*s, b.as_str())).collect();
+    assert_eq!(replies, expected);
+    drop(served);
 }
 
 /// A component that is not an HTTP handler is refused at start, naming the export looked for.

@@ -39,7 +39,7 @@ pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
     Ok(())
 }
 
-crate::same_in_both_drafts::store_error_fn!();
+crate::shared::store_error_fn!();
 
 impl store::Host for KvCtxView<'_> {
     async fn open(&mut self, identifier: String) -> Result<Resource<BucketResource>> {
@@ -52,7 +52,7 @@ impl store::Host for KvCtxView<'_> {
 }
 
 impl store::HostBucket for KvCtxView<'_> {
-    crate::same_in_both_drafts::bucket_methods!();
+    crate::shared::bucket_methods!();
 
     async fn list_keys(
         &mut self,
@@ -129,5 +129,5 @@ impl batch::Host for KvCtxView<'_> {
         Ok(self.bucket(&bucket)?.get_many(keys).await?)
     }
 
-    crate::same_in_both_drafts::batch_write_methods!();
+    crate::shared::batch_write_methods!();
 }

@@ -1,12 +1,15 @@
 //! `wasi:keyvalue` for any wasmtime host, backed by kvhost buckets.
 //!
 //! This crate is the boundary between WebAssembly components and [`kvhost`]'s buckets. It
-//! serves both versions guests are built against, on the same buckets:
+//! serves both `wasi:keyvalue` versions guests are built against, and Spin's own key-value
+//! interface (`fermyon:spin/key-value@2.0.0`, what the Spin SDKs' `key_value` modules call),
+//! on the same buckets:
 //!
 //! | package | cursor | `increment` | `get-many` result | CAS |
 //! |---|---|---|---|---|
 //! | `wasi:keyvalue@0.2.0-draft2` | `option<string>` | `s64` | `list<tuple<key, option<value>>>` (Spin SDKs' shape) | yes |
 //! | `wasi:keyvalue@0.2.0-draft` | `option<u64>` | `u64` | `list<option<tuple<key, value>>>` | no |
+//! | `fermyon:spin/key-value@2.0.0` | none: `get-keys` returns all (at most 100,000) | - | - | no |
 //!
 //! # Semantics at the boundary
 //! - A client is one component instance (one wasmtime `Store`, one [`KvCtx`]). It always reads
@@ -83,17 +86,20 @@ mod ctx;
 mod draft;
 mod draft2;
 mod error;
-mod same_in_both_drafts;
+mod shared;
+mod spin;
 
 pub use ctx::{KvCtx, KvCtxView, KvView, DRAFT_CURSORS};
 
-/// Adds `wasi:keyvalue/{store,atomics,batch}` at both `@0.2.0-draft2` and `@0.2.0-draft` to
-/// `linker`. Components import whichever they were built against.
+/// Adds `wasi:keyvalue/{store,atomics,batch}` at both `@0.2.0-draft2` and `@0.2.0-draft`,
+/// and `fermyon:spin/key-value@2.0.0`, to `linker`. Components import whichever they were
+/// built against.
 pub fn add_to_linker<T: KvView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     draft2::add_to_linker(linker)?;
     draft::add_to_linker(linker)?;
+    spin::add_to_linker(linker)?;
     Ok(())
 }
 

@@ -14,8 +14,10 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceType};
 use wasmtime::Engine;
 
-/// The interface families kvhost links for real (`package/`, any interface and version).
-pub const PROVIDED: [&str; 8] = [
+/// The interfaces kvhost links for real: whole packages (`package/`, any interface and
+/// version) and Spin's key-value interface (kvhost-wasi serves it on the same buckets).
+pub const PROVIDED: [&str; 9] = [
+    "fermyon:spin/key-value@2.",
     "wasi:cli/",
     "wasi:clocks/",
     "wasi:filesystem/",
@@ -30,7 +32,7 @@ pub const PROVIDED: [&str; 8] = [
 /// (`interface#function`), which kvhost does not provide.
 #[derive(Debug)]
 pub struct Unprovided {
-    /// The full name of the import called, e.g. `fermyon:spin/key-value@2.0.0#[static]store.open`.
+    /// The full name of the import called, e.g. `fermyon:spin/variables@2.0.0#get`.
     pub import: String,
 }
 
@@ -46,7 +48,8 @@ impl std::fmt::Display for Unprovided {
         write!(
             f,
             "the component called `{}`, but kvhost does not provide the interface {} (it \
-             provides wasi:keyvalue, wasi:http and the WASI 0.2 interfaces)",
+             provides wasi:keyvalue, fermyon:spin/key-value, wasi:http and the WASI 0.2 \
+             interfaces)",
             self.import,
             self.interface()
         )

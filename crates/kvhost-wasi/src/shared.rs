@@ -1,7 +1,8 @@
-//! Host methods whose signatures and bodies are identical in `0.2.0-draft2` and
-//! `0.2.0-draft`. The two drafts generate distinct traits, so the shared bodies are written
-//! once here as macros and expanded inside each trait impl (where `Result`, `Resource` and
-//! `BucketResource` resolve to that module's names).
+//! Host methods whose signatures and bodies are identical in `wasi:keyvalue@0.2.0-draft2`,
+//! `@0.2.0-draft` and Spin's `fermyon:spin/key-value@2.0.0` (`get`, `set`, `delete`,
+//! `exists`, dropping a handle). Each interface generates distinct traits, so the shared
+//! bodies are written once here as macros and expanded inside each trait impl (where
+//! `Result`, `Resource` and `BucketResource` resolve to that module's names).
 
 /// `fn store_error`: a [`kvhost::Error`] as the module's `store::Error` variant.
 macro_rules! store_error_fn {
