@@ -26,8 +26,11 @@ pub fn engine() -> Result<Engine> {
     Engine::new(&base_config()).map_err(|err| anyhow::anyhow!("cannot set up wasmtime: {err}"))
 }
 
-/// Bytes of each pooled memory kept mapped between instances (see `serving_engine`).
-const KEEP_RESIDENT: usize = 64 << 20;
+/// Bytes of each pooled memory kept mapped between instances where `PAGEMAP_SCAN` finds the
+/// dirty pages (covers a Python component's whole heap), and where it does not (then every
+/// kept byte is rewritten per instance, so little is kept). See `serving_engine`.
+const KEEP_RESIDENT_SCANNED: usize = 512 << 20;
+const KEEP_RESIDENT_UNSCANNED: usize = 1 << 20;
 
 /// The engine for serving: as [`engine`], with instances taken from a pool sized for
 /// `instances` concurrent component instances of at most `max_memory` bytes of memory each.
@@ -47,11 +50,15 @@ pub fn serving_engine(instances: u32, max_memory: usize) -> Result<Engine> {
         .max_core_instance_size(8 << 20)
         .max_component_instance_size(8 << 20)
         // Reset a recycled memory by rewriting only the pages the last instance dirtied
-        // (found with Linux's PAGEMAP_SCAN where available) instead of unmapping them: an
-        // unmap costs page faults on the next request and TLB shootdowns across cores,
-        // which dominated the Spin app's per-request profile.
+        // (found with Linux's PAGEMAP_SCAN, 6.7+) instead of unmapping them: an unmap costs
+        // page faults on the next request and TLB shootdowns across cores, which dominated
+        // the Spin app's per-request profile (docs/benchmarks.md).
         .pagemap_scan(Enabled::Auto)
-        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .linear_memory_keep_resident(if PoolingAllocationConfig::is_pagemap_scan_available() {
+            KEEP_RESIDENT_SCANNED
+        } else {
+            KEEP_RESIDENT_UNSCANNED
+        })
         .table_keep_resident(1 << 20);
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
