@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use kvhost::observe::Observer;
-use kvhost::{Config, Grants, Registry};
+use kvhost::{Grants, Registry};
 use kvhost_wasi::{KvCtx, KvCtxView, KvView};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter};
@@ -19,8 +19,9 @@ use crate::{engine, setup};
 
 /// Buckets and a compiled component, ready to instantiate.
 pub struct Prepared {
-    /// The configuration in effect (after `--bucket` flags).
-    pub config: Config,
+    /// What the config's `allow` list (after `--bucket` flags) grants every instance,
+    /// derived once and cloned per instance.
+    pub grants: Grants,
     /// The buckets.
     pub registry: Arc<Registry>,
     /// The compiled component.
@@ -53,7 +54,7 @@ impl Prepared {
         };
         let component = engine::load_component(engine, path, cache.as_deref())?;
         Ok(Prepared {
-            config,
+            grants: Grants::from_config(&config),
             registry: Arc::new(registry),
             component,
         })
@@ -66,7 +67,7 @@ impl Prepared {
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
-            kv: KvCtx::new(self.registry.clone(), Grants::from_config(&self.config)),
+            kv: KvCtx::new(self.registry.clone(), self.grants.clone()),
             memory_cap: MemoryCap {
                 max_bytes: max_memory,
                 hit: false,

@@ -41,7 +41,7 @@ pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
     Ok(())
 }
 
-crate::shared::store_error_fn!();
+crate::shared::store_error_fn!(store);
 
 impl store::Host for KvCtxView<'_> {
     async fn open(&mut self, identifier: String) -> Result<Resource<BucketResource>> {

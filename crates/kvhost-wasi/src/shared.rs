@@ -4,14 +4,15 @@
 //! bodies are written once here as macros and expanded inside each trait impl (where
 //! `Result`, `Resource` and `BucketResource` resolve to that module's names).
 
-/// `fn store_error`: a [`kvhost::Error`] as the module's `store::Error` variant.
+/// `fn store_error`: a [`kvhost::Error`] as the `Error` variant of the interface module
+/// `$module` (`store` for the drafts, `key_value` for Spin's interface).
 macro_rules! store_error_fn {
-    () => {
-        fn store_error(err: kvhost::Error) -> store::Error {
+    ($module:ident) => {
+        fn store_error(err: kvhost::Error) -> $module::Error {
             match err {
-                kvhost::Error::NoSuchStore => store::Error::NoSuchStore,
-                kvhost::Error::AccessDenied => store::Error::AccessDenied,
-                kvhost::Error::Other(message) => store::Error::Other(message),
+                kvhost::Error::NoSuchStore => $module::Error::NoSuchStore,
+                kvhost::Error::AccessDenied => $module::Error::AccessDenied,
+                kvhost::Error::Other(message) => $module::Error::Other(message),
             }
         }
     };

@@ -39,17 +39,11 @@ pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
     key_value::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)
 }
 
-fn spin_error(err: kvhost::Error) -> key_value::Error {
-    match err {
-        kvhost::Error::NoSuchStore => key_value::Error::NoSuchStore,
-        kvhost::Error::AccessDenied => key_value::Error::AccessDenied,
-        kvhost::Error::Other(message) => key_value::Error::Other(message),
-    }
-}
+crate::shared::store_error_fn!(key_value);
 
 impl key_value::Host for KvCtxView<'_> {
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<key_value::Error> {
-        err.into_guest(spin_error)
+        err.into_guest(store_error)
     }
 }
 

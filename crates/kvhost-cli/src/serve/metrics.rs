@@ -29,6 +29,8 @@ type BucketCounters = [[AtomicU64; Outcome::ALL.len()]; Op::ALL.len()];
 #[derive(Default)]
 pub struct Metrics {
     requests: [AtomicU64; STATUS_CLASSES.len()],
+    /// Requests per latency bucket, not cumulative (one increment per request); the
+    /// cumulative `le` counts Prometheus wants are summed when rendering.
     latency_buckets: [AtomicU64; LATENCY_BOUNDS.len()],
     latency_count: AtomicU64,
     latency_micros_sum: AtomicU64,
@@ -47,10 +49,9 @@ impl Metrics {
         let class = usize::from(status / 100).clamp(1, STATUS_CLASSES.len()) - 1;
         self.requests[class].fetch_add(1, Relaxed);
         let seconds = latency.as_secs_f64();
-        for (bound, bucket) in LATENCY_BOUNDS.iter().zip(&self.latency_buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Relaxed);
-            }
+        // Slower than every bound: counted only in `+Inf` (the total count).
+        if let Some(bucket) = LATENCY_BOUNDS.iter().position(|bound| seconds <= *bound) {
+            self.latency_buckets[bucket].fetch_add(1, Relaxed);
         }
         self.latency_count.fetch_add(1, Relaxed);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
@@ -90,11 +91,12 @@ impl Metrics {
             "# HELP kvhost_http_request_duration_seconds Time to the response head."
         )?;
         writeln!(out, "# TYPE kvhost_http_request_duration_seconds histogram")?;
+        let mut cumulative = 0;
         for (bound, count) in LATENCY_BOUNDS.iter().zip(&self.latency_buckets) {
-            let count = count.load(Relaxed);
+            cumulative += count.load(Relaxed);
             writeln!(
                 out,
-                "kvhost_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+                "kvhost_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             )?;
         }
         let count = self.latency_count.load(Relaxed);
