@@ -2,7 +2,7 @@
 # Runs every check and test of kvhost: formatting, clippy, the whole test suite (unit,
 # conformance, property, crash, fault-injection, CLI end-to-end, Python guests) and the
 # doctests. Needs the Rust toolchain (with rustfmt and clippy) and Python 3; installs the
-# pinned componentize-py into ./.venv itself. Uses cargo-nextest when present.
+# pinned componentize-py into ./.venv and, when missing, Debian's redis-server (pinned) itself. Uses cargo-nextest when present.
 # One cargo build (target/) is shared by every step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,9 @@ cargo fmt --all --check
 
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "redis-server, redis-cli, redis-benchmark (Debian packages, pinned; installed if missing)"
+./scripts/setup-redis.sh
 
 step "build the Python guests (pinned componentize-py, into target/guests)"
 ./scripts/build-guests.sh

@@ -9,12 +9,7 @@ use crate::{Error, Result};
 
 /// Parses a stored counter value.
 pub(crate) fn parse(key: &str, bytes: &[u8]) -> Result<i64> {
-    let not_integer = || {
-        Error::other(format!(
-            "cannot increment key {key:?}: its value is not a decimal 64-bit integer \
-             (increment works on values like b\"42\" or b\"-7\")"
-        ))
-    };
+    let not_integer = || not_integer(key);
     let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
     let canonical = match digits {
         [b'0'] => bytes.len() == 1,
@@ -36,11 +31,23 @@ pub(crate) fn add(key: &str, current: Option<&[u8]>, delta: i64) -> Result<i64> 
         Some(bytes) => parse(key, bytes)?,
         None => 0,
     };
-    base.checked_add(delta).ok_or_else(|| {
-        Error::other(format!(
-            "cannot increment key {key:?}: {base} + {delta} overflows a 64-bit integer"
-        ))
-    })
+    base.checked_add(delta)
+        .ok_or_else(|| overflow(key, base, delta))
+}
+
+/// The error for a stored value that is not a counter.
+pub(crate) fn not_integer(key: &str) -> Error {
+    Error::other(format!(
+        "cannot increment key {key:?}: its value is not a decimal 64-bit integer \
+         (increment works on values like b\"42\" or b\"-7\")"
+    ))
+}
+
+/// The error for a sum that does not fit.
+pub(crate) fn overflow(key: &str, base: i64, delta: i64) -> Error {
+    Error::other(format!(
+        "cannot increment key {key:?}: {base} + {delta} overflows a 64-bit integer"
+    ))
 }
 
 /// The stored form of a counter value.

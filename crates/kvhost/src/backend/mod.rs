@@ -4,7 +4,10 @@
 //! * [`embedded`] (feature `embedded`, on by default): one redb file per data directory, one
 //!   table per bucket, group commit; linearizable and durable.
 //!
-//! Both are *ordered* backends: a listing position is the last key returned, and the next
+//! * [`redis`] (feature `redis`): Redis and Redis Cluster, shared by many kvhost processes;
+//!   sharded per bucket, ordered per shard, listed by an exact merge.
+//!
+//! Memory and embedded are *ordered* backends: a listing position is the last key returned, and the next
 //! page starts strictly after it. Both stamp every write with a version from one sequence
 //! (the store's), which is what makes compare-and-swap detect A -> B -> A.
 
@@ -13,6 +16,8 @@ use crate::{CasToken, KeyPage, PageBudget, Result};
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// Whether a swap with `token` may write, given the key's version now (`None`: absent) and
 /// the sequence number of the bucket's latest delete.

@@ -1,0 +1,525 @@
+//! Redis and Redis Cluster buckets (cargo feature `redis`).
+//!
+//! A [`RedisBucket`] keeps one bucket in a Redis deployment shared by any number of kvhost
+//! processes: every process configured with the same bucket name and server sees the same
+//! data. The pieces:
+//!
+//! * `layout`: which Redis keys hold a bucket (documented for operators; `redis-cli GET
+//!   'kvhost:{orders/0}:k:user:42'` reads a value);
+//! * `scripts`: the Lua scripts that change a value together with its index entry and version;
+//! * `conn`: lazily made, self-healing connections with a timeout and password-free errors;
+//! * `listing`: the exact, duplicate-free merge of the shards' sorted key indexes;
+//! * `replicas`: read routing that keeps read-your-writes while replicas lag.
+//!
+//! Consistency: writes and compare-and-swap go to the primary (or the owning cluster master)
+//! and are atomic per shard. Reads go to the primary, or to a replica when the replica is known
+//! to hold every write this process made to the keys read (see `replicas`). On a cluster,
+//! reads go to masters. Batches are atomic on a standalone server (one shard, one script) and
+//! atomic per shard on a cluster.
+
+mod conn;
+mod layout;
+mod listing;
+mod replicas;
+mod scripts;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use redis::Value;
+use tokio::sync::OnceCell;
+
+use crate::cursor::ordered_position;
+use crate::{counter, Bucket, CasToken, Error, KeyPage, PageBudget, Result, Swap};
+use conn::Endpoint;
+use layout::{Layout, Shard};
+use replicas::Replicas;
+
+/// The timeout used when a bucket does not configure `timeout_ms`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// Where a Redis bucket lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One primary (`redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`) and optional read replicas.
+    Standalone {
+        /// The primary's URL.
+        url: String,
+        /// Replica URLs reads may go to (read-your-writes is kept).
+        replicas: Vec<String>,
+    },
+    /// A Redis Cluster reached through any of these node URLs.
+    Cluster {
+        /// Seed node URLs.
+        nodes: Vec<String>,
+    },
+}
+
+impl std::fmt::Debug for RedisTarget {
+    /// Never prints URLs (they may hold passwords).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisTarget::Standalone { replicas, .. } => f
+                .debug_struct("Standalone")
+                .field("replicas", &replicas.len())
+                .finish_non_exhaustive(),
+            RedisTarget::Cluster { nodes } => f
+                .debug_struct("Cluster")
+                .field("nodes", &nodes.len())
+                .finish(),
+        }
+    }
+}
+
+/// A bucket stored in Redis or Redis Cluster. See the module docs.
+pub struct RedisBucket {
+    name: String,
+    primary: Arc<Endpoint>,
+    replicas: Option<Arc<Replicas>>,
+    cluster: bool,
+    layout: OnceCell<Layout>,
+}
+
+impl std::fmt::Debug for RedisBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBucket")
+            .field("name", &self.name)
+            .field("primary", &self.primary.label())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBucket {
+    /// A bucket named `name` at `target`; every command is bounded by `timeout`. Nothing
+    /// connects yet: the first operation does, and a Redis that is down gives
+    /// `other("redis unavailable: ...")` until it is back. `setting` names the configuration
+    /// entry in errors (e.g. `buckets.shared`); a bad URL is an error that never repeats the
+    /// URL.
+    pub fn new(
+        name: &str,
+        target: &RedisTarget,
+        timeout: Duration,
+        setting: &str,
+    ) -> std::result::Result<Self, String> {
+        let (primary, replicas, cluster) = match target {
+            RedisTarget::Standalone { url, replicas } => {
+                let primary = Endpoint::standalone(url, &format!("{setting}.url"), timeout)?;
+                let replicas = replicas
+                    .iter()
+                    .enumerate()
+                    .map(|(i, url)| {
+                        Endpoint::standalone(url, &format!("{setting}.replicas[{i}]"), timeout)
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let replicas = (!replicas.is_empty()).then(|| Arc::new(Replicas::new(replicas)));
+                (primary, replicas, false)
+            }
+            RedisTarget::Cluster { nodes } => (
+                Endpoint::cluster(nodes, &format!("{setting}.nodes"), timeout)?,
+                None,
+                true,
+            ),
+        };
+        Ok(RedisBucket {
+            name: name.to_string(),
+            primary: Arc::new(primary),
+            replicas,
+            cluster,
+            layout: OnceCell::new(),
+        })
+    }
+
+    /// The bucket's layout, read from (or first written to) its layout record.
+    async fn layout(&self) -> Result<&Layout> {
+        self.layout
+            .get_or_try_init(|| async {
+                let shards = if self.cluster {
+                    layout::CLUSTER_SHARDS
+                } else {
+                    layout::STANDALONE_SHARDS
+                };
+                let key = Layout::layout_key(&self.name);
+                let (format, stored): (u32, u32) = self
+                    .primary
+                    .run(|mut conn| async move {
+                        scripts::LAYOUT
+                            .key(key)
+                            .arg(layout::FORMAT)
+                            .arg(shards)
+                            .invoke_async(&mut conn)
+                            .await
+                    })
+                    .await?;
+                if format != layout::FORMAT {
+                    return Err(Error::other(format!(
+                        "bucket {:?} on {} has layout format {format}; this kvhost reads format {}",
+                        self.name,
+                        self.primary.label(),
+                        layout::FORMAT
+                    )));
+                }
+                Ok(Layout::new(&self.name, stored))
+            })
+            .await
+    }
+
+    /// Starts the replica sampler (once) and returns the replica set, if any.
+    fn replicas(&self) -> Option<&Arc<Replicas>> {
+        let replicas = self.replicas.as_ref()?;
+        replicas.start_sampler(&self.primary);
+        Some(replicas)
+    }
+
+    /// Runs a read on a replica allowed to serve `keys` (falling back to the primary if it
+    /// fails), or on the primary.
+    async fn read<'k, T, F, Fut>(&self, keys: impl IntoIterator<Item = &'k str>, op: F) -> Result<T>
+    where
+        F: Fn(conn::Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        if let Some(replica) = self.replicas().and_then(|r| r.reader(keys)) {
+            if let Ok(value) = replica.endpoint.run(&op).await {
+                return Ok(value);
+            }
+        }
+        self.primary.run(op).await
+    }
+
+    /// Records a completed write of `keys` for read routing.
+    fn wrote<'k>(&self, keys: impl IntoIterator<Item = &'k str>) {
+        if let Some(replicas) = self.replicas() {
+            replicas.wrote(keys);
+        }
+    }
+
+    /// Runs a write script on one shard: KEYS = index, versions, meta, then `extra`.
+    async fn write<T: redis::FromRedisValue + Send>(
+        &self,
+        script: &redis::Script,
+        shard: &Shard,
+        extra_keys: Vec<String>,
+        args: Vec<Vec<u8>>,
+    ) -> Result<T> {
+        self.primary
+            .run(|mut conn| async move {
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(shard.index())
+                    .key(shard.versions())
+                    .key(shard.meta());
+                for key in extra_keys {
+                    invocation.key(key);
+                }
+                for arg in args {
+                    invocation.arg(arg);
+                }
+                invocation.invoke_async(&mut conn).await
+            })
+            .await
+    }
+
+    /// Groups `keys` (with their positions in the caller's order) by shard.
+    fn by_shard<'k>(
+        layout: &Layout,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> BTreeMap<u32, Vec<(usize, &'k str)>> {
+        let mut groups: BTreeMap<u32, Vec<(usize, &str)>> = BTreeMap::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            groups
+                .entry(layout.shard_of(key))
+                .or_default()
+                .push((i, key));
+        }
+        groups
+    }
+}
+
+fn bad_reply(what: &str) -> Error {
+    Error::other(format!("redis gave an unexpected reply to {what}"))
+}
+
+fn version_of(bytes: &[u8]) -> Result<u64> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| bad_reply("a version read"))
+}
+
+#[async_trait]
+impl Bucket for RedisBucket {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let data = self.layout().await?.shard_for(key).data(key);
+        self.read([key], |mut conn| {
+            let data = data.clone();
+            async move { redis::cmd("GET").arg(data).query_async(&mut conn).await }
+        })
+        .await
+    }
+
+    async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
+        self.set_many(vec![(key, value)]).await
+    }
+
+    async fn delete(&self, key: String) -> Result<()> {
+        self.delete_many(vec![key]).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let data = self.layout().await?.shard_for(key).data(key);
+        self.read([key], |mut conn| {
+            let data = data.clone();
+            async move { redis::cmd("EXISTS").arg(data).query_async(&mut conn).await }
+        })
+        .await
+    }
+
+    async fn list_keys(&self, position: Option<Vec<u8>>, budget: PageBudget) -> Result<KeyPage> {
+        let layout = self.layout().await?;
+        let after = match position {
+            Some(last) => format!("({}", ordered_position(last)?),
+            None => "-".to_string(),
+        };
+        let per_shard = listing::per_shard(layout.shards(), budget);
+        let endpoint = match self.replicas().and_then(|r| r.lister()) {
+            Some(replica) => &replica.endpoint,
+            None => &*self.primary,
+        };
+        let runs = try_join_all((0..layout.shards()).map(|shard| {
+            let index = layout.shard(shard).index();
+            let after = after.clone();
+            endpoint.run(move |mut conn| async move {
+                redis::cmd("ZRANGEBYLEX")
+                    .arg(index)
+                    .arg(after)
+                    .arg("+")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(per_shard)
+                    .query_async::<Vec<String>>(&mut conn)
+                    .await
+            })
+        }))
+        .await?;
+        Ok(listing::merge(runs, per_shard, budget))
+    }
+
+    async fn increment(&self, key: String, delta: i64) -> Result<i64> {
+        let shard = self.layout().await?.shard_for(&key);
+        let extra = vec![shard.data(&key), shard.op(&layout::op_id())];
+        let args = vec![
+            key.clone().into_bytes(),
+            delta.to_string().into_bytes(),
+            layout::OP_MEMORY_SECONDS.to_string().into_bytes(),
+        ];
+        let reply: Result<(String, Vec<u8>)> =
+            self.write(&scripts::INCREMENT, &shard, extra, args).await;
+        self.wrote([key.as_str()]);
+        let (status, value) = reply?;
+        match status.as_str() {
+            "ok" => counter::parse(&key, &value),
+            "overflow" => Err(counter::overflow(
+                &key,
+                counter::parse(&key, &value)?,
+                delta,
+            )),
+            "notint" => Err(counter::not_integer(&key)),
+            _ => Err(bad_reply("increment")),
+        }
+    }
+
+    async fn cas_begin(&self, key: String) -> Result<CasToken> {
+        let shard = self.layout().await?.shard_for(&key);
+        let keys = [shard.versions(), shard.meta(), shard.data(&key)];
+        let arg = key.clone();
+        let (current, version): (Option<Vec<u8>>, Vec<u8>) = self
+            .primary
+            .run(|mut conn| async move {
+                scripts::CAS_BEGIN
+                    .key(&keys[..])
+                    .arg(arg)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(CasToken::new(key, current, version_of(&version)?))
+    }
+
+    async fn cas_swap(&self, token: CasToken, value: Vec<u8>) -> Result<Swap> {
+        let key = token.key().to_string();
+        let shard = self.layout().await?.shard_for(&key);
+        let extra = vec![shard.data(&key), shard.op(&layout::op_id())];
+        let saw_value = if token.current().is_some() { "1" } else { "0" };
+        let args = vec![
+            key.clone().into_bytes(),
+            value,
+            saw_value.as_bytes().to_vec(),
+            token.version().to_string().into_bytes(),
+            layout::OP_MEMORY_SECONDS.to_string().into_bytes(),
+        ];
+        let reply: Result<Vec<Value>> = self.write(&scripts::CAS_SWAP, &shard, extra, args).await;
+        self.wrote([key.as_str()]);
+        let reply = reply?;
+        let text = |value: &Value| -> Result<Option<Vec<u8>>> {
+            redis::from_redis_value_ref(value).map_err(|_| bad_reply("compare-and-swap"))
+        };
+        match reply.as_slice() {
+            [status] if text(status)?.as_deref() == Some(b"swapped") => Ok(Swap::Swapped),
+            [status, current, version] if text(status)?.as_deref() == Some(b"stale") => {
+                let version = text(version)?.ok_or_else(|| bad_reply("compare-and-swap"))?;
+                Ok(Swap::Stale(CasToken::new(
+                    key,
+                    text(current)?,
+                    version_of(&version)?,
+                )))
+            }
+            _ => Err(bad_reply("compare-and-swap")),
+        }
+    }
+
+    async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        let layout = self.layout().await?;
+        let groups = Self::by_shard(layout, keys.iter().map(String::as_str));
+        let fetched = try_join_all(groups.values().map(|group| {
+            let shard = layout.shard_for(group[0].1);
+            let data: Vec<String> = group.iter().map(|(_, key)| shard.data(key)).collect();
+            self.read(group.iter().map(|(_, key)| *key), move |mut conn| {
+                let data = data.clone();
+                async move {
+                    redis::cmd("MGET")
+                        .arg(data)
+                        .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                        .await
+                }
+            })
+        }))
+        .await?;
+        let mut values: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        for (group, group_values) in groups.values().zip(fetched) {
+            if group_values.len() != group.len() {
+                return Err(bad_reply("MGET"));
+            }
+            for ((i, _), value) in group.iter().zip(group_values) {
+                values[*i] = value;
+            }
+        }
+        Ok(keys.into_iter().zip(values).collect())
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let layout = self.layout().await?;
+        let groups = Self::by_shard(layout, entries.iter().map(|(key, _)| key.as_str()));
+        let result = try_join_all(groups.values().map(|group| {
+            let shard = layout.shard_for(group[0].1);
+            let data = group.iter().map(|(_, key)| shard.data(key)).collect();
+            let args = group
+                .iter()
+                .flat_map(|(i, key)| [key.as_bytes().to_vec(), entries[*i].1.clone()])
+                .collect();
+            async move { self.write::<u64>(&scripts::SET, &shard, data, args).await }
+        }))
+        .await;
+        self.wrote(entries.iter().map(|(key, _)| key.as_str()));
+        result.map(drop)
+    }
+
+    async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
+        let layout = self.layout().await?;
+        let groups = Self::by_shard(layout, keys.iter().map(String::as_str));
+        let result = try_join_all(groups.values().map(|group| {
+            let shard = layout.shard_for(group[0].1);
+            let data = group.iter().map(|(_, key)| shard.data(key)).collect();
+            let args = group
+                .iter()
+                .map(|(_, key)| key.as_bytes().to_vec())
+                .collect();
+            async move {
+                self.write::<u64>(&scripts::DELETE, &shard, data, args)
+                    .await
+            }
+        }))
+        .await;
+        self.wrote(keys.iter().map(String::as_str));
+        result.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the cluster client does after a lost reply: send the same script again. The
+    /// operation id makes the second run return the first result instead of applying again.
+    #[tokio::test]
+    async fn a_resent_increment_or_swap_applies_once() {
+        let server = kvhost_testkit::shared_server();
+        let target = RedisTarget::Standalone {
+            url: server.url(),
+            replicas: Vec::new(),
+        };
+        let bucket = RedisBucket::new("resend", &target, DEFAULT_TIMEOUT, "test").unwrap();
+        let shard = bucket.layout().await.unwrap().shard_for("n");
+        let resend = |op: String| {
+            let extra = vec![shard.data("n"), shard.op(&op)];
+            let args = vec![b"n".to_vec(), b"5".to_vec(), b"60".to_vec()];
+            let shard = shard.clone();
+            let bucket = &bucket;
+            async move {
+                bucket
+                    .write::<(String, String)>(&scripts::INCREMENT, &shard, extra, args)
+                    .await
+                    .unwrap()
+            }
+        };
+        let op = layout::op_id();
+        assert_eq!(resend(op.clone()).await, ("ok".into(), "5".into()));
+        assert_eq!(resend(op).await, ("ok".into(), "5".into()));
+        assert_eq!(bucket.get("n").await.unwrap(), Some(b"5".to_vec()));
+        assert_eq!(resend(layout::op_id()).await, ("ok".into(), "10".into()));
+
+        let token = bucket.cas_begin("n".into()).await.unwrap();
+        let op = layout::op_id();
+        let swap = |value: &'static [u8]| {
+            let extra = vec![shard.data("n"), shard.op(&op)];
+            let args = vec![
+                b"n".to_vec(),
+                value.to_vec(),
+                b"1".to_vec(),
+                token.version().to_string().into_bytes(),
+                b"60".to_vec(),
+            ];
+            let shard = shard.clone();
+            let bucket = &bucket;
+            async move {
+                bucket
+                    .write::<Vec<Value>>(&scripts::CAS_SWAP, &shard, extra, args)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(swap(b"first").await.len(), 1, "swapped");
+        // Re-sent: reported swapped again, and nothing is written a second time.
+        assert_eq!(swap(b"second").await.len(), 1, "swapped (remembered)");
+        assert_eq!(bucket.get("n").await.unwrap(), Some(b"first".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn operators_find_values_where_the_layout_says() {
+        let server = kvhost_testkit::shared_server();
+        let target = RedisTarget::Standalone {
+            url: server.url(),
+            replicas: Vec::new(),
+        };
+        let a = RedisBucket::new("a", &target, DEFAULT_TIMEOUT, "test").unwrap();
+        let ab = RedisBucket::new("a:b", &target, DEFAULT_TIMEOUT, "test").unwrap();
+        a.set("b:c".into(), b"from a".to_vec()).await.unwrap();
+        ab.set("c".into(), b"from a:b".to_vec()).await.unwrap();
+        assert_eq!(server.cli(&["GET", "kvhost:{a/0}:k:b:c"]), "from a");
+        assert_eq!(server.cli(&["GET", "kvhost:{a%3Ab/0}:k:c"]), "from a:b");
+        assert_eq!(server.cli(&["HGET", "kvhost:{a}:layout", "shards"]), "1");
+        assert_eq!(a.get("c").await.unwrap(), None);
+        assert_eq!(ab.get("b:c").await.unwrap(), None);
+    }
+}
