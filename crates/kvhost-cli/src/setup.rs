@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use kvhost::config::check_bucket_name;
-use kvhost::{BackendKind, BucketConfig, Config, Registry};
+use kvhost::config::{check_bucket_name, DEFAULT_REDIS_TIMEOUT};
+use kvhost::{BackendKind, BucketConfig, Config, RedisSettings, Registry};
 
 use crate::cli::ConfigArgs;
 
@@ -74,13 +74,17 @@ impl std::str::FromStr for BucketSpec {
             None => (text, None),
         };
         check_bucket_name(name).map_err(|message| format!("bucket {name:?}: {message}"))?;
-        let backend = match url {
-            None | Some("embedded:") => BackendKind::Embedded,
-            Some("memory:") => BackendKind::Memory,
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+        let bucket = match url {
+            None | Some("embedded:") => BucketConfig::default(),
+            Some("memory:") => BucketConfig {
+                backend: BackendKind::Memory,
+                ..BucketConfig::default()
+            },
+            Some(url) if url.starts_with("redis://") => redis_bucket(url.to_string()),
+            Some(url) if url.starts_with("rediss://") => {
                 return Err(format!(
-                    "bucket {name:?}: Redis buckets are not supported by this build yet; use \
-                     embedded: or memory:"
+                    "bucket {name:?}: rediss:// (TLS) is not supported by this build; use \
+                     redis:// on a trusted network or a TLS tunnel"
                 ))
             }
             Some(other) => {
@@ -88,17 +92,28 @@ impl std::str::FromStr for BucketSpec {
                 let scheme = other.split(':').next().unwrap_or_default();
                 return Err(format!(
                     "bucket {name:?}: unknown backend {scheme:?}; use NAME (embedded), \
-                     NAME=embedded: or NAME=memory:"
+                     NAME=embedded:, NAME=memory: or NAME=redis://HOST:PORT/DB"
                 ));
             }
         };
         Ok(BucketSpec {
             name: name.to_string(),
-            bucket: BucketConfig {
-                backend,
-                ..BucketConfig::default()
-            },
+            bucket,
         })
+    }
+}
+
+/// A `redis` bucket at `url` with the default timeout and no replicas.
+pub fn redis_bucket(url: String) -> BucketConfig {
+    BucketConfig {
+        backend: BackendKind::Redis,
+        redis: Some(RedisSettings {
+            url: Some(url),
+            replicas: Vec::new(),
+            nodes: Vec::new(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+        }),
+        ..BucketConfig::default()
     }
 }
 
@@ -121,9 +136,16 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("unknown backend \"ftp\""), "{err}");
         assert!(!err.contains("hunter2"), "password echoed: {err}");
-        let err = "x=redis://u:hunter2@127.0.0.1:6379/0"
+        let spec: BucketSpec = "x=redis://u:hunter2@127.0.0.1:6379/0".parse().unwrap();
+        assert_eq!(spec.bucket.backend, BackendKind::Redis);
+        assert!(
+            !format!("{spec:?}").contains("hunter2"),
+            "password in Debug"
+        );
+        let err = "x=rediss://u:hunter2@127.0.0.1:6379/0"
             .parse::<BucketSpec>()
             .unwrap_err();
+        assert!(err.contains("TLS"), "{err}");
         assert!(!err.contains("hunter2"), "password echoed: {err}");
     }
 }

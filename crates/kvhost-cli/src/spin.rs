@@ -3,7 +3,8 @@
 //!
 //! * [`runtime_config_buckets`] reads `[key_value_store.NAME]` tables. `type = "spin"` (Spin's
 //!   default, a SQLite file) becomes a durable embedded bucket NAME in kvhost's data dir;
-//!   `type = "redis"` is refused until kvhost has a Redis backend; other sections of the file
+//!   `type = "redis"` (with `url`) becomes a kvhost redis bucket (kvhost's own key layout, so
+//!   keys Spin wrote to that Redis are not visible); other sections of the file
 //!   (`[sqlite_database.*]`, `[llm_compute]`, ...) are not key-value storage and are ignored
 //!   with a note.
 //! * [`import`] copies the entries of a Spin SQLite key-value file (table `spin_key_value`,
@@ -63,18 +64,35 @@ fn store_bucket(config: &Path, name: &str, store: &toml::Table) -> Result<Bucket
         .ok_or_else(|| anyhow!("{file}: [key_value_store.{name}] needs type = \"spin\""))?;
     let allowed: &[&str] = match kind {
         "spin" => &["type", "path"],
-        // Only the type is named: the url may hold a password.
-        "redis" => bail!(
-            "{file}: [key_value_store.{name}] has type \"redis\", which this build of kvhost \
-             does not support yet; use type = \"spin\" (a durable embedded bucket) for now"
-        ),
+        "redis" => &["type", "url"],
         other => bail!(
             "{file}: [key_value_store.{name}] has type {other:?}; kvhost supports type = \
-             \"spin\" (a durable embedded bucket)"
+             \"spin\" (a durable embedded bucket) and type = \"redis\""
         ),
     };
     if let Some(key) = store.keys().find(|key| !allowed.contains(&key.as_str())) {
-        bail!("{file}: [key_value_store.{name}]: unknown key {key:?} for type \"spin\" (known: type, path)");
+        bail!(
+            "{file}: [key_value_store.{name}]: unknown key {key:?} for type {kind:?} (known: {})",
+            allowed.join(", ")
+        );
+    }
+    if kind == "redis" {
+        // The url is never echoed: it may hold a password.
+        let url = store
+            .get("url")
+            .and_then(toml::Value::as_str)
+            .filter(|url| url.starts_with("redis://"))
+            .ok_or_else(|| {
+                anyhow!("{file}: [key_value_store.{name}] needs url = \"redis://HOST:PORT/DB\" (rediss:// is not supported)")
+            })?;
+        tracing::warn!(
+            "{file}: store {name:?} is a kvhost redis bucket; kvhost keeps its own key layout \
+             (docs/redis.md), so keys a Spin app stored in that Redis are not visible"
+        );
+        return Ok(BucketSpec {
+            name: name.to_string(),
+            bucket: crate::setup::redis_bucket(url.to_string()),
+        });
     }
     if let Some(path) = store.get("path") {
         let path = path
@@ -238,11 +256,16 @@ mod tests {
 
     #[test]
     fn unsupported_stores_are_refused_without_echoing_urls() {
-        let err = buckets("[key_value_store.x]\ntype = \"redis\"\nurl = \"redis://u:hunter2@h\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("type \"redis\""), "{err}");
+        let err =
+            buckets("[key_value_store.x]\ntype = \"redis\"\nurl = \"rediss://u:hunter2@h\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("rediss://"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+        let redis =
+            buckets("[key_value_store.x]\ntype = \"redis\"\nurl = \"redis://u:hunter2@h\"\n")
+                .unwrap();
+        assert_eq!(redis[0].bucket.backend, kvhost::BackendKind::Redis);
         let err = buckets("[key_value_store.x]\ntype = \"azure_cosmos\"\n").unwrap_err();
         assert!(err.to_string().contains("\"azure_cosmos\""), "{err}");
         let err = buckets("[key_value_store.x]\ntype = \"spin\"\npth = \"a\"\n").unwrap_err();

@@ -1,5 +1,6 @@
 //! End-to-end tests of `kvhost run` with real Python guests (built by
-//! `scripts/build-guests.sh` with the pinned componentize-py) on memory and embedded buckets.
+//! `scripts/build-guests.sh` with the pinned componentize-py) on memory, embedded, Redis and
+//! Redis Cluster buckets (the Redis servers are started by the tests, see kvhost-testkit).
 //!
 //! Each guest prints `ok CHECK` per passing check and traps on the first failure; these tests
 //! compare the printed checks with the full list, so a skipped check fails too.
@@ -41,12 +42,21 @@ const DRAFT_CHECKS: &[&str] = &[
     "leave_data_for_the_host",
 ];
 
-/// The config the conformance guests expect, with `backend` for the two granted buckets.
+/// The config the conformance guests expect, with `backend` for the two granted buckets:
+/// `memory`, `embedded`, `relaxed` (embedded), `redis URL` or `redis-cluster URL,URL,...`.
 fn write_config(dir: &Path, backend: &str) -> PathBuf {
     let path = dir.join("kvhost.toml");
-    let bucket = match backend {
-        "relaxed" => "durability = \"relaxed\"\n".to_string(),
-        backend => format!("backend = \"{backend}\"\n"),
+    let bucket = match backend.split_once(' ') {
+        Some(("redis", url)) => format!("backend = \"redis\"\nurl = \"{url}\"\n"),
+        Some(("redis-cluster", nodes)) => {
+            let nodes: Vec<String> = nodes.split(',').map(|node| format!("{node:?}")).collect();
+            format!(
+                "backend = \"redis-cluster\"\nnodes = [{}]\n",
+                nodes.join(", ")
+            )
+        }
+        _ if backend == "relaxed" => "durability = \"relaxed\"\n".to_string(),
+        _ => format!("backend = \"{backend}\"\n"),
     };
     std::fs::write(
         &path,
@@ -129,6 +139,34 @@ fn draft2_guest_on_embedded_buckets() {
 fn draft2_guest_on_relaxed_embedded_buckets() {
     let persisted = ("persisted", "from-python-draft2");
     assert_guest_passes("relaxed", "draft2", DRAFT2_CHECKS, persisted);
+}
+
+#[test]
+fn draft2_guest_on_redis_buckets() {
+    let server = kvhost_testkit::RedisServer::start();
+    let persisted = ("persisted", "from-python-draft2");
+    let backend = format!("redis {}/0", server.url());
+    assert_guest_passes(&backend, "draft2", DRAFT2_CHECKS, persisted);
+}
+
+#[test]
+fn draft2_guest_on_redis_cluster_buckets() {
+    let cluster = kvhost_testkit::RedisCluster::start(3, 0);
+    let persisted = ("persisted", "from-python-draft2");
+    let backend = format!("redis-cluster {}", cluster.urls().join(","));
+    assert_guest_passes(&backend, "draft2", DRAFT2_CHECKS, persisted);
+}
+
+#[test]
+fn draft_guest_on_redis_buckets() {
+    let server = kvhost_testkit::RedisServer::start();
+    let persisted = ("persisted-draft", "from-python-draft");
+    assert_guest_passes(
+        &format!("redis {}", server.url()),
+        "draft",
+        DRAFT_CHECKS,
+        persisted,
+    );
 }
 
 #[test]
@@ -300,7 +338,7 @@ fn a_file_that_is_not_a_component_is_refused() {
 fn a_bucket_url_password_is_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     for spec in [
-        "a=redis://user:hunter2@127.0.0.1:6379/0",
+        "a=rediss://user:hunter2@127.0.0.1:6379/0",
         "b=ftp://user:hunter2@host",
     ] {
         let output = kvhost(dir.path(), &["run", "--bucket", spec, "x.wasm"])
@@ -311,4 +349,33 @@ fn a_bucket_url_password_is_never_echoed() {
         assert!(stderr.contains("--bucket"), "{stderr}");
         assert!(!stderr.contains("hunter2"), "password echoed: {stderr}");
     }
+    // A Redis that is not there: the error names the server, never the password.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = unused.local_addr().unwrap().port();
+    drop(unused);
+    let config = dir.path().join("kvhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[buckets.default]\nbackend = \"redis\"\n\
+             url = \"redis://user:hunter2@127.0.0.1:{port}/0\"\ntimeout_ms = 300\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let output = kvhost(
+        dir.path(),
+        &["kv", "--config", config, "get", "default", "k"],
+    )
+    .output()
+    .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(2), "{all}");
+    assert!(all.contains("redis unavailable"), "{all}");
+    assert!(all.contains(&format!("127.0.0.1:{port}")), "{all}");
+    assert!(!all.contains("hunter2"), "password echoed: {all}");
 }

@@ -9,6 +9,15 @@
 //! [buckets.cache]
 //! backend = "memory"
 //!
+//! [buckets.shared]                    # shared by every kvhost using this Redis
+//! backend = "redis"
+//! url = "redis://127.0.0.1:6379/0"     # a password goes in the URL; it is never echoed
+//! replicas = ["redis://127.0.0.1:6380/0"]  # optional: reads may go here (read-your-writes kept)
+//! timeout_ms = 2000                    # the longest any Redis command may take
+//! [buckets.big]
+//! backend = "redis-cluster"
+//! nodes = ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]
+//!
 //! [limits]
 //! max_key_bytes = 1024
 //! ```
@@ -72,6 +81,10 @@ pub enum BackendKind {
     Embedded,
     /// A map in memory: fast, and gone when the process exits.
     Memory,
+    /// A Redis server (`url`), optionally read through `replicas`.
+    Redis,
+    /// A Redis Cluster (`nodes`).
+    RedisCluster,
 }
 
 impl BackendKind {
@@ -80,6 +93,8 @@ impl BackendKind {
         match self {
             BackendKind::Embedded => "embedded",
             BackendKind::Memory => "memory",
+            BackendKind::Redis => "redis",
+            BackendKind::RedisCluster => "redis-cluster",
         }
     }
 }
@@ -105,6 +120,8 @@ pub struct BucketConfig {
     pub durability: Durability,
     /// For `relaxed` embedded buckets: the longest a write stays only in memory.
     pub flush_interval: Duration,
+    /// For `redis` and `redis-cluster` buckets: where and how to connect.
+    pub redis: Option<RedisSettings>,
 }
 
 impl Default for BucketConfig {
@@ -113,9 +130,37 @@ impl Default for BucketConfig {
             backend: BackendKind::Embedded,
             durability: Durability::Immediate,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
+            redis: None,
         }
     }
 }
+
+/// The connection settings of a Redis bucket. `Debug` never prints the URLs (they may hold a
+/// password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis`: the primary's URL.
+    pub url: Option<String>,
+    /// `redis`: replica URLs that may serve reads.
+    pub replicas: Vec<String>,
+    /// `redis-cluster`: seed node URLs.
+    pub nodes: Vec<String>,
+    /// The longest any one operation may wait for Redis.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("replicas", &self.replicas.len())
+            .field("nodes", &self.nodes.len())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Redis timeout used when a bucket does not set `timeout_ms`.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// A whole, validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +205,10 @@ struct RawBucket {
     backend: BackendKind,
     durability: Option<Durability>,
     flush_interval_ms: Option<u64>,
+    url: Option<String>,
+    replicas: Option<Vec<String>>,
+    nodes: Option<Vec<String>>,
+    timeout_ms: Option<u64>,
 }
 
 impl Config {
@@ -182,7 +231,8 @@ impl Config {
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
             origin: origin.to_string(),
-            message: err.to_string().trim_end().to_string(),
+            // The parser quotes the offending line, which may be a URL with a password.
+            message: redact_urls(err.to_string().trim_end()),
         })?;
         let invalid = |key: String, message: String| ConfigError::Invalid {
             origin: origin.to_string(),
@@ -228,31 +278,98 @@ impl Config {
 
 impl RawBucket {
     fn validate(self) -> Result<BucketConfig, (&'static str, String)> {
-        let embedded_only = |field: &'static str| {
+        let backend = self.backend;
+        let only = |field: &'static str, kinds: &str| {
             (
                 field,
-                format!("only embedded buckets take {field} (this bucket's backend is \"memory\")"),
+                format!(
+                    "only {kinds} buckets take {field} (this bucket's backend is {:?})",
+                    backend.name()
+                ),
             )
         };
-        if self.backend != BackendKind::Embedded {
+        let is_redis = matches!(backend, BackendKind::Redis | BackendKind::RedisCluster);
+        if backend != BackendKind::Embedded {
             if self.durability.is_some() {
-                return Err(embedded_only("durability"));
+                return Err(only("durability", "embedded"));
             }
             if self.flush_interval_ms.is_some() {
-                return Err(embedded_only("flush_interval_ms"));
+                return Err(only("flush_interval_ms", "embedded"));
             }
+        }
+        if backend != BackendKind::Redis {
+            if self.url.is_some() {
+                return Err(only("url", "redis"));
+            }
+            if self.replicas.is_some() {
+                return Err(only("replicas", "redis"));
+            }
+        }
+        if backend != BackendKind::RedisCluster && self.nodes.is_some() {
+            return Err(only("nodes", "redis-cluster"));
+        }
+        if !is_redis && self.timeout_ms.is_some() {
+            return Err(only("timeout_ms", "redis and redis-cluster"));
         }
         let flush_interval = match self.flush_interval_ms {
             Some(0) => return Err(("flush_interval_ms", "must be at least 1".to_string())),
             Some(ms) => Duration::from_millis(ms),
             None => DEFAULT_FLUSH_INTERVAL,
         };
+        let redis = match backend {
+            BackendKind::Redis if self.url.is_none() => {
+                return Err((
+                    "url",
+                    "a redis bucket needs url = \"redis://HOST:PORT/DB\"".to_string(),
+                ))
+            }
+            BackendKind::RedisCluster if self.nodes.as_ref().is_none_or(Vec::is_empty) => {
+                return Err((
+                    "nodes",
+                    "a redis-cluster bucket needs nodes = [\"redis://HOST:PORT\", ...]".to_string(),
+                ))
+            }
+            _ if is_redis => Some(RedisSettings {
+                url: self.url,
+                replicas: self.replicas.unwrap_or_default(),
+                nodes: self.nodes.unwrap_or_default(),
+                timeout: match self.timeout_ms {
+                    Some(0) => return Err(("timeout_ms", "must be at least 1".to_string())),
+                    Some(ms) => Duration::from_millis(ms),
+                    None => DEFAULT_REDIS_TIMEOUT,
+                },
+            }),
+            _ => None,
+        };
         Ok(BucketConfig {
-            backend: self.backend,
+            backend,
             durability: self.durability.unwrap_or_default(),
             flush_interval,
+            redis,
         })
     }
+}
+
+/// `text` with the user-info part of every URL (`://USER:PASSWORD@`) replaced by `***`.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (head, tail) = rest.split_at(start + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Bucket names are 1 to 64 characters of `A-Z a-z 0-9 _ - .`, so they are safe as table
@@ -339,6 +456,62 @@ mod tests {
 
         let err = parse("[limits]\nmax_key_bytes = -1\n").unwrap_err();
         assert!(err.contains("max_key_bytes"), "{err}");
+    }
+
+    #[test]
+    fn redis_buckets_parse_and_never_show_their_urls() {
+        let config = parse(
+            r#"
+            [buckets.shared]
+            backend = "redis"
+            url = "redis://:hunter2@127.0.0.1:6379/0"
+            replicas = ["redis://:hunter2@127.0.0.1:6380/0"]
+            timeout_ms = 250
+            [buckets.big]
+            backend = "redis-cluster"
+            nodes = ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+            "#,
+        )
+        .unwrap();
+        let shared = config.buckets["shared"].redis.as_ref().unwrap();
+        assert_eq!(shared.timeout, Duration::from_millis(250));
+        assert_eq!(shared.replicas.len(), 1);
+        let big = &config.buckets["big"];
+        assert_eq!(big.backend, BackendKind::RedisCluster);
+        assert_eq!(big.redis.as_ref().unwrap().timeout, DEFAULT_REDIS_TIMEOUT);
+        assert!(!format!("{config:?}").contains("hunter2"));
+
+        for (text, wanted) in [
+            ("[buckets.a]\nbackend = \"redis\"\n", "buckets.a.url"),
+            (
+                "[buckets.a]\nbackend = \"redis-cluster\"\nnodes = []\n",
+                "buckets.a.nodes",
+            ),
+            (
+                "[buckets.a]\nurl = \"redis://h\"\n",
+                "only redis buckets take url",
+            ),
+            (
+                "[buckets.a]\nbackend = \"redis\"\nurl = \"redis://h\"\ndurability = \"relaxed\"\n",
+                "only embedded",
+            ),
+            (
+                "[buckets.a]\nbackend = \"redis\"\nurl = \"redis://h\"\nnodes = [\"redis://h\"]\n",
+                "only redis-cluster",
+            ),
+            (
+                "[buckets.a]\nbackend = \"memory\"\ntimeout_ms = 5\n",
+                "timeout_ms",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(wanted), "{text}: {err}");
+        }
+        // A parse error on a URL's line quotes the line without its password.
+        let err = parse("[buckets.a]\nbackend = \"redis\"\nurl = \"redis://u:hunter2@h:1/0\" x\n")
+            .unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("redis://***@h:1/0"), "{err}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ mod registry;
 pub mod conformance;
 
 pub use bucket::{Bucket, CasToken, KeyPage, PageBudget, Swap};
-pub use config::{BackendKind, BucketConfig, Config, ConfigError, Durability};
+pub use config::{BackendKind, BucketConfig, Config, ConfigError, Durability, RedisSettings};
 pub use cursor::{decode_cursor, encode_cursor, CURSOR_VERSION};
 pub use error::{Error, Result};
 pub use handle::{BucketHandle, KeyResponse};

@@ -51,6 +51,14 @@ pub enum SetupError {
     #[cfg(feature = "embedded")]
     #[error(transparent)]
     Embedded(#[from] crate::backend::embedded::OpenError),
+    /// A Redis bucket's settings cannot be used (the message never holds a URL).
+    #[error("bucket {bucket:?}: {message}")]
+    Redis {
+        /// The bucket.
+        bucket: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The configuration asks for a backend this build does not include.
     #[error("bucket {bucket:?} uses backend {backend:?}, which this build of kvhost does not include (enable the cargo feature {backend:?})")]
     NotBuilt {
@@ -59,6 +67,34 @@ pub enum SetupError {
         /// The backend's name.
         backend: &'static str,
     },
+}
+
+/// A Redis bucket from its validated config (connections are made on first use).
+#[cfg(feature = "redis")]
+fn redis_bucket(
+    name: &str,
+    bucket: &crate::BucketConfig,
+) -> Result<crate::backend::redis::RedisBucket, SetupError> {
+    use crate::backend::redis::{RedisBucket, RedisTarget};
+    let invalid = |message: String| SetupError::Redis {
+        bucket: name.to_string(),
+        message,
+    };
+    let settings = bucket
+        .redis
+        .as_ref()
+        .ok_or_else(|| invalid("no Redis settings (url or nodes) were given".into()))?;
+    let target = match (bucket.backend, &settings.url) {
+        (BackendKind::Redis, Some(url)) => RedisTarget::Standalone {
+            url: url.clone(),
+            replicas: settings.replicas.clone(),
+        },
+        (BackendKind::Redis, None) => return Err(invalid("a redis bucket needs a url".into())),
+        _ => RedisTarget::Cluster {
+            nodes: settings.nodes.clone(),
+        },
+    };
+    RedisBucket::new(name, &target, settings.timeout, &format!("buckets.{name}")).map_err(invalid)
 }
 
 /// The buckets a host provides, by name.
@@ -110,6 +146,17 @@ impl Registry {
                     return Err(SetupError::NotBuilt {
                         bucket: name.clone(),
                         backend: "embedded",
+                    })
+                }
+                #[cfg(feature = "redis")]
+                BackendKind::Redis | BackendKind::RedisCluster => {
+                    Arc::new(redis_bucket(name, bucket)?)
+                }
+                #[cfg(not(feature = "redis"))]
+                BackendKind::Redis | BackendKind::RedisCluster => {
+                    return Err(SetupError::NotBuilt {
+                        bucket: name.clone(),
+                        backend: "redis",
                     })
                 }
             };
