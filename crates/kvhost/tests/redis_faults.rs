@@ -174,3 +174,85 @@ async fn a_cluster_master_failing_over_is_handled_by_the_client() {
     assert_eq!(bucket.increment("after".into(), 5).await.unwrap(), 5);
     assert_eq!(cluster.master_ports().len(), 3, "a replica took over");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_moving_between_masters_are_followed_by_the_client() {
+    let cluster = RedisCluster::start(3, 0);
+    let target = RedisTarget::Cluster {
+        nodes: cluster.urls(),
+    };
+    let bucket = std::sync::Arc::new(
+        RedisBucket::new("moving", &target, Duration::from_secs(5), "test").unwrap(),
+    );
+    for i in 0..200 {
+        bucket.set(format!("k{i}"), b"0".to_vec()).await.unwrap();
+    }
+    // While a third of all slots (with their keys) moves from one master to another, a
+    // client keeps incrementing every key: MOVED and ASK redirects must be followed.
+    let nodes = cluster.nodes();
+    let from = nodes[0].cli(&["CLUSTER", "MYID"]);
+    let to = nodes[1].cli(&["CLUSTER", "MYID"]);
+    let moved = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let bucket = std::sync::Arc::clone(&bucket);
+        let moved = std::sync::Arc::clone(&moved);
+        tokio::spawn(async move {
+            let mut rounds = 0;
+            let mut errors = Vec::new();
+            while !moved.load(std::sync::atomic::Ordering::Acquire) {
+                rounds += 1;
+                for i in 0..200 {
+                    match bucket.increment(format!("k{i}"), 1).await {
+                        Ok(value) if value == rounds => {}
+                        Ok(value) => errors.push(format!("round {rounds} k{i}: got {value}")),
+                        Err(err) => errors.push(format!("round {rounds} k{i}: {err}")),
+                    }
+                }
+            }
+            (rounds, errors)
+        })
+    };
+    let port = nodes[0].port().to_string();
+    let reshard = tokio::task::spawn_blocking({
+        let (from, to) = (from.clone(), to.clone());
+        let server = format!("127.0.0.1:{port}");
+        move || {
+            std::process::Command::new("redis-cli")
+                .args(["--cluster", "reshard", &server, "--cluster-from", &from])
+                .args([
+                    "--cluster-to",
+                    &to,
+                    "--cluster-slots",
+                    "5461",
+                    "--cluster-yes",
+                ])
+                .output()
+                .expect("redis-cli --cluster reshard runs")
+        }
+    });
+    let output = reshard.await.unwrap();
+    moved.store(true, std::sync::atomic::Ordering::Release);
+    assert!(
+        output.status.success(),
+        "reshard failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (rounds, errors) = writer.await.unwrap();
+    assert!(
+        errors.is_empty(),
+        "operations failed while slots moved: {errors:#?}"
+    );
+    assert!(
+        rounds >= 2,
+        "the writer did not overlap the move ({rounds} rounds)"
+    );
+    assert_eq!(
+        nodes[0].cli(&["DBSIZE"]),
+        "0",
+        "every key left the first master"
+    );
+    for i in 0..200 {
+        let stored = bucket.get(&format!("k{i}")).await.unwrap();
+        assert_eq!(stored, Some(rounds.to_string().into_bytes()), "k{i}");
+    }
+}
