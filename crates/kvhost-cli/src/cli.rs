@@ -114,7 +114,7 @@ pub struct HostArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Add a bucket: NAME (embedded, in the data dir), NAME=embedded:, NAME=memory:, or
-    /// NAME=redis://[:PASSWORD@]HOST:PORT/DB (a password is never echoed).
+    /// NAME=redis[s]://[:PASSWORD@]HOST:PORT/DB (rediss: TLS; a password is never echoed).
     /// Repeatable; replaces a configured bucket of the same name and is granted to the
     /// component.
     // Parsed by `BucketSpec` in setup.rs, not by clap, so that a URL's password is never

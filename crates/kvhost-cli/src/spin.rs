@@ -81,9 +81,9 @@ fn store_bucket(config: &Path, name: &str, store: &toml::Table) -> Result<Bucket
         let url = store
             .get("url")
             .and_then(toml::Value::as_str)
-            .filter(|url| url.starts_with("redis://"))
+            .filter(|url| url.starts_with("redis://") || url.starts_with("rediss://"))
             .ok_or_else(|| {
-                anyhow!("{file}: [key_value_store.{name}] needs url = \"redis://HOST:PORT/DB\" (rediss:// is not supported)")
+                anyhow!("{file}: [key_value_store.{name}] needs url = \"redis://HOST:PORT/DB\" (or rediss://)")
             })?;
         tracing::warn!(
             "{file}: store {name:?} is a kvhost redis bucket; kvhost keeps its own key layout \

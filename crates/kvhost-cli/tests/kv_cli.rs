@@ -391,3 +391,66 @@ fn import_spin_refuses_files_that_are_not_spin_stores() {
         );
     }
 }
+
+/// A config's redis buckets over TLS: `tls_ca_file` is found next to the config, every
+/// `kvhost kv` process sees the same data, and `kv import`/`export` round-trip through Redis.
+#[test]
+fn redis_buckets_over_tls_shared_by_processes() {
+    let server = kvhost_testkit::RedisServer::start_tls(&["--requirepass", "hunter2"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    std::fs::copy(server.ca_file(), dir.path().join("conf/ca.pem")).unwrap();
+    std::fs::write(
+        dir.path().join("conf/kvhost.toml"),
+        format!(
+            "[buckets.shared]\nbackend = \"redis\"\n\
+             url = \"rediss://:hunter2@127.0.0.1:{}/0\"\ntls_ca_file = \"ca.pem\"\n",
+            server.tls_port().unwrap()
+        ),
+    )
+    .unwrap();
+    let config = ["--config", "conf/kvhost.toml"];
+    fn with<'a>(config: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
+        [config, args].concat()
+    }
+    ok(kv(
+        dir.path(),
+        &with(&config, &["set", "shared", "greeting", "hello"]),
+        b"",
+    ));
+    assert_eq!(
+        ok(kv(
+            dir.path(),
+            &with(&config, &["get", "shared", "greeting"]),
+            b""
+        )),
+        b"hello"
+    );
+    let lines: String = (0..500)
+        .map(|i| format!("{{\"key\":\"k{i:03}\",\"value\":\"dg==\"}}\n"))
+        .collect();
+    ok(kv(
+        dir.path(),
+        &with(&config, &["import", "shared"]),
+        lines.as_bytes(),
+    ));
+    let listed = ok(kv(dir.path(), &with(&config, &["list", "shared"]), b""));
+    assert_eq!(String::from_utf8(listed).unwrap().lines().count(), 501);
+    let buckets = ok(kv(dir.path(), &with(&config, &["buckets"]), b""));
+    assert_eq!(String::from_utf8(buckets).unwrap(), "shared\tredis\n");
+
+    // Without the CA the certificate is refused; the password is never shown.
+    std::fs::remove_file(dir.path().join("conf/ca.pem")).unwrap();
+    let output = kv(
+        dir.path(),
+        &with(&config, &["get", "shared", "greeting"]),
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("tls_ca_file"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
+}

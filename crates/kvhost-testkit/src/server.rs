@@ -18,6 +18,7 @@ const INSTALL_HINT: &str = "run ./scripts/setup-redis.sh (installs Debian's redi
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    tls_port: Option<u16>,
     dir: TempDir,
     args: Vec<String>,
 }
@@ -26,6 +27,50 @@ impl RedisServer {
     /// A fresh server with no persistence.
     pub fn start() -> RedisServer {
         RedisServer::start_with(&[])
+    }
+
+    /// A fresh server that also speaks TLS on [`RedisServer::tls_port`], with a certificate
+    /// for 127.0.0.1 signed by a throwaway CA ([`RedisServer::ca_file`]), made with `openssl`.
+    pub fn start_tls(extra: &[&str]) -> RedisServer {
+        let certs = tempfile::Builder::new()
+            .prefix("kvhost-tls-")
+            .tempdir()
+            .expect("a temp dir for certificates");
+        make_certificates(certs.path());
+        let tls_port = free_port();
+        let file = |name: &str| certs.path().join(name).display().to_string();
+        let tls_port_arg = tls_port.to_string();
+        let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+        let mut args = vec![
+            "--tls-port",
+            &tls_port_arg,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ];
+        args.extend_from_slice(extra);
+        let mut server = RedisServer::start_with(&args);
+        server.tls_port = Some(tls_port);
+        for name in ["ca.pem", "server.pem", "server.key"] {
+            std::fs::copy(certs.path().join(name), server.dir().join(name))
+                .expect("certificates copied next to the server");
+        }
+        server
+    }
+
+    /// The TLS port of a server made by [`RedisServer::start_tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// The CA certificate (PEM) of a server made by [`RedisServer::start_tls`].
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir().join("ca.pem")
     }
 
     /// A fresh server with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
@@ -52,6 +97,7 @@ impl RedisServer {
             let mut server = RedisServer {
                 child: None,
                 port: free_port(),
+                tls_port: None,
                 dir: tempfile::Builder::new()
                     .prefix("kvhost-redis-")
                     .tempdir()
@@ -156,6 +202,69 @@ impl Drop for RedisServer {
     }
 }
 
+/// A CA (`ca.pem`) and a server certificate for IP 127.0.0.1 (`server.pem`, `server.key`).
+fn make_certificates(dir: &Path) {
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n")
+        .expect("the certificate extension file");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "san.ext",
+        ],
+    ];
+    for (i, mut step) in steps.into_iter().enumerate() {
+        step.extend(["-days", "2"]);
+        if i < 2 {
+            let subject = if i == 0 {
+                "/CN=kvhost test CA"
+            } else {
+                "/CN=127.0.0.1"
+            };
+            step.extend(["-subj", subject]);
+        }
+        let output = Command::new("openssl")
+            .args(&step)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run openssl ({err})"));
+        assert!(
+            output.status.success(),
+            "openssl {step:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -164,7 +273,7 @@ fn free_port() -> u16 {
         .expect("an ephemeral loopback port")
 }
 
-/// Whether a Redis on `port` answers PING with PONG.
+/// Whether a Redis on `port` answers PING.
 fn ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -174,7 +283,9 @@ fn ping(port: u16) -> bool {
         return false;
     }
     let mut line = String::new();
-    BufReader::new(&mut stream).read_line(&mut line).is_ok() && line.starts_with("+PONG")
+    // A server with a password answers NOAUTH: it is up all the same.
+    BufReader::new(&mut stream).read_line(&mut line).is_ok()
+        && (line.starts_with("+PONG") || line.starts_with("-NOAUTH"))
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {

@@ -14,6 +14,7 @@
 //! url = "redis://127.0.0.1:6379/0"     # a password goes in the URL; it is never echoed
 //! replicas = ["redis://127.0.0.1:6380/0"]  # optional: reads may go here (read-your-writes kept)
 //! timeout_ms = 2000                    # the longest any Redis command may take
+//! # tls_ca_file = "ca.pem"             # rediss:// only: the CA to trust (default: system roots)
 //! [buckets.big]
 //! backend = "redis-cluster"
 //! nodes = ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]
@@ -147,6 +148,8 @@ pub struct RedisSettings {
     pub nodes: Vec<String>,
     /// The longest any one operation may wait for Redis.
     pub timeout: Duration,
+    /// For `rediss://` URLs: a PEM file with the CA to trust instead of the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -155,6 +158,7 @@ impl std::fmt::Debug for RedisSettings {
             .field("replicas", &self.replicas.len())
             .field("nodes", &self.nodes.len())
             .field("timeout", &self.timeout)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +213,7 @@ struct RawBucket {
     replicas: Option<Vec<String>>,
     nodes: Option<Vec<String>>,
     timeout_ms: Option<u64>,
+    tls_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -220,9 +225,20 @@ impl Config {
             error,
         })?;
         let mut config = Config::from_toml_str(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new(""));
         if config.data_dir.is_relative() {
-            let base = path.parent().unwrap_or(Path::new(""));
             config.data_dir = base.join(&config.data_dir);
+        }
+        let ca_files = config.buckets.values_mut().filter_map(|bucket| {
+            bucket
+                .redis
+                .as_mut()
+                .and_then(|redis| redis.tls_ca_file.as_mut())
+        });
+        for ca_file in ca_files {
+            if ca_file.is_relative() {
+                *ca_file = base.join(&*ca_file);
+            }
         }
         Ok(config)
     }
@@ -311,6 +327,9 @@ impl RawBucket {
         if !is_redis && self.timeout_ms.is_some() {
             return Err(only("timeout_ms", "redis and redis-cluster"));
         }
+        if !is_redis && self.tls_ca_file.is_some() {
+            return Err(only("tls_ca_file", "redis and redis-cluster"));
+        }
         let flush_interval = match self.flush_interval_ms {
             Some(0) => return Err(("flush_interval_ms", "must be at least 1".to_string())),
             Some(ms) => Duration::from_millis(ms),
@@ -338,6 +357,7 @@ impl RawBucket {
                     Some(ms) => Duration::from_millis(ms),
                     None => DEFAULT_REDIS_TIMEOUT,
                 },
+                tls_ca_file: self.tls_ca_file,
             }),
             _ => None,
         };

@@ -75,7 +75,7 @@ fn redis_bucket(
     name: &str,
     bucket: &crate::BucketConfig,
 ) -> Result<crate::backend::redis::RedisBucket, SetupError> {
-    use crate::backend::redis::{RedisBucket, RedisTarget};
+    use crate::backend::redis::{RedisBucket, RedisOptions, RedisTarget};
     let invalid = |message: String| SetupError::Redis {
         bucket: name.to_string(),
         message,
@@ -94,7 +94,17 @@ fn redis_bucket(
             nodes: settings.nodes.clone(),
         },
     };
-    RedisBucket::new(name, &target, settings.timeout, &format!("buckets.{name}")).map_err(invalid)
+    let tls_root_ca = match &settings.tls_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|err| {
+            invalid(format!("cannot read tls_ca_file {}: {err}", path.display()))
+        })?),
+        None => None,
+    };
+    let options = RedisOptions {
+        timeout: settings.timeout,
+        tls_root_ca,
+    };
+    RedisBucket::new(name, &target, options, &format!("buckets.{name}")).map_err(invalid)
 }
 
 /// The buckets a host provides, by name.

@@ -88,12 +88,27 @@ fn info(url: &str, what: &str) -> std::result::Result<redis::ConnectionInfo, Str
     let info = url
         .into_connection_info()
         .map_err(|err| bad_url(what, &err))?;
-    if !matches!(info.addr(), redis::ConnectionAddr::Tcp(..)) {
-        return Err(format!(
-            "{what}: only redis:// (TCP) URLs are supported by this build (no TLS or unix sockets)"
-        ));
+    match info.addr() {
+        redis::ConnectionAddr::Tcp(..) => Ok(info),
+        redis::ConnectionAddr::TcpTls {
+            insecure: false, ..
+        } => Ok(info),
+        redis::ConnectionAddr::TcpTls { insecure: true, .. } => Err(format!(
+            "{what}: certificate checks cannot be turned off (#insecure); give the server's CA \
+             with tls_ca_file instead"
+        )),
+        _ => Err(format!(
+            "{what}: only redis:// and rediss:// (TLS) URLs are supported (no unix sockets)"
+        )),
     }
-    Ok(info)
+}
+
+/// The certificates to trust for `rediss://`: `ca_pem`, else the system's roots.
+fn certificates(ca_pem: Option<&[u8]>) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: ca_pem.map(<[u8]>::to_vec),
+    }
 }
 
 fn secrets_of(info: &redis::ConnectionInfo) -> Vec<String> {
@@ -106,12 +121,22 @@ fn secrets_of(info: &redis::ConnectionInfo) -> Vec<String> {
 }
 
 impl Endpoint {
-    /// A standalone server at `url`; `what` names the setting in errors.
-    pub(crate) fn standalone(url: &str, what: &str, timeout: Duration) -> Result<Self, String> {
+    /// A standalone server at `url`; `what` names the setting in errors; `ca_pem` is the CA
+    /// to trust for `rediss://` instead of the system's roots.
+    pub(crate) fn standalone(
+        url: &str,
+        what: &str,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, String> {
         let info = info(url, what)?;
         let label = format!("redis {}", info.addr());
         let secrets = secrets_of(&info);
-        let client = Client::open(info).map_err(|err| bad_url(what, &err))?;
+        let client = match ca_pem {
+            Some(_) => Client::build_with_tls(info, certificates(ca_pem)),
+            None => Client::open(info),
+        }
+        .map_err(|err| bad_url(what, &err))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -128,7 +153,12 @@ impl Endpoint {
     }
 
     /// A cluster reached through any of `nodes`; `what` names the setting in errors.
-    pub(crate) fn cluster(nodes: &[String], what: &str, timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn cluster(
+        nodes: &[String],
+        what: &str,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, String> {
         let mut infos = Vec::with_capacity(nodes.len());
         for (i, url) in nodes.iter().enumerate() {
             infos.push(info(url, &format!("{what}[{i}]"))?);
@@ -145,7 +175,11 @@ impl Endpoint {
                 .join(", ")
         );
         let secrets = infos.iter().flat_map(secrets_of).collect();
-        let client = ClusterClient::builder(infos)
+        let mut builder = ClusterClient::builder(infos);
+        if ca_pem.is_some() {
+            builder = builder.certs(certificates(ca_pem));
+        }
+        let client = builder
             .connection_timeout(timeout)
             .response_timeout(timeout)
             .retries(6)
@@ -246,6 +280,7 @@ mod tests {
             "redis://user:s3cret-pw@127.0.0.1:6390/2",
             "buckets.a.url",
             Duration::from_secs(1),
+            None,
         )
         .unwrap();
         assert_eq!(endpoint.label(), "redis 127.0.0.1:6390");
@@ -258,6 +293,7 @@ mod tests {
             "http://user:s3cret-pw@host",
             "buckets.a.url",
             Duration::from_secs(1),
+            None,
         ) else {
             panic!("an http URL was accepted");
         };

@@ -74,6 +74,25 @@ impl std::fmt::Debug for RedisTarget {
     }
 }
 
+/// How a [`RedisBucket`] talks to Redis. A `Duration` converts into options with that timeout.
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    /// The longest one operation may wait for Redis ([`DEFAULT_TIMEOUT`] when zero).
+    pub timeout: Duration,
+    /// For `rediss://`: the PEM certificate(s) of the CA to trust instead of the system's roots
+    /// (which honour `SSL_CERT_FILE`).
+    pub tls_root_ca: Option<Vec<u8>>,
+}
+
+impl From<Duration> for RedisOptions {
+    fn from(timeout: Duration) -> Self {
+        RedisOptions {
+            timeout,
+            tls_root_ca: None,
+        }
+    }
+}
+
 /// A bucket stored in Redis or Redis Cluster. See the module docs.
 pub struct RedisBucket {
     name: String,
@@ -93,7 +112,7 @@ impl std::fmt::Debug for RedisBucket {
 }
 
 impl RedisBucket {
-    /// A bucket named `name` at `target`; every command is bounded by `timeout`. Nothing
+    /// A bucket named `name` at `target`; every command is bounded by the options' timeout. Nothing
     /// connects yet: the first operation does, and a Redis that is down gives
     /// `other("redis unavailable: ...")` until it is back. `setting` names the configuration
     /// entry in errors (e.g. `buckets.shared`); a bad URL is an error that never repeats the
@@ -101,24 +120,31 @@ impl RedisBucket {
     pub fn new(
         name: &str,
         target: &RedisTarget,
-        timeout: Duration,
+        options: impl Into<RedisOptions>,
         setting: &str,
     ) -> std::result::Result<Self, String> {
+        let options = options.into();
+        let timeout = match options.timeout {
+            Duration::ZERO => DEFAULT_TIMEOUT,
+            timeout => timeout,
+        };
+        let ca = options.tls_root_ca.as_deref();
         let (primary, replicas, cluster) = match target {
             RedisTarget::Standalone { url, replicas } => {
-                let primary = Endpoint::standalone(url, &format!("{setting}.url"), timeout)?;
+                let primary = Endpoint::standalone(url, &format!("{setting}.url"), timeout, ca)?;
                 let replicas = replicas
                     .iter()
                     .enumerate()
                     .map(|(i, url)| {
-                        Endpoint::standalone(url, &format!("{setting}.replicas[{i}]"), timeout)
+                        let what = format!("{setting}.replicas[{i}]");
+                        Endpoint::standalone(url, &what, timeout, ca)
                     })
                     .collect::<std::result::Result<Vec<_>, _>>()?;
                 let replicas = (!replicas.is_empty()).then(|| Arc::new(Replicas::new(replicas)));
                 (primary, replicas, false)
             }
             RedisTarget::Cluster { nodes } => (
-                Endpoint::cluster(nodes, &format!("{setting}.nodes"), timeout)?,
+                Endpoint::cluster(nodes, &format!("{setting}.nodes"), timeout, ca)?,
                 None,
                 true,
             ),

@@ -235,7 +235,7 @@ mod tests {
 
     fn replicas() -> Replicas {
         let endpoint =
-            Endpoint::standalone("redis://127.0.0.1:1", "r", Duration::from_secs(1)).unwrap();
+            Endpoint::standalone("redis://127.0.0.1:1", "r", Duration::from_secs(1), None).unwrap();
         let replicas = Replicas::new(vec![endpoint]);
         replicas.replicas[0].healthy.store(true, Ordering::Relaxed);
         replicas
