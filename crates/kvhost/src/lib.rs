@@ -4,7 +4,7 @@
 //! bucket it got back. This crate is what answers those calls, independent of WebAssembly:
 //!
 //! * [`Bucket`] is the seam every storage engine implements (the memory map, the embedded
-//!   redb store, later Redis). It speaks in owned keys and values and opaque cursor positions.
+//!   redb store, Redis and Redis Cluster with the cargo feature `redis`). It speaks in owned keys and values and opaque cursor positions.
 //! * [`BucketHandle`] is what callers hold: it checks [`Limits`] before any I/O and turns
 //!   backend positions into the versioned, opaque cursor strings guests see.
 //! * [`Registry`] maps bucket names to buckets, built from a [`Config`] (`kvhost.toml`), and
@@ -23,8 +23,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The consistency promise: every backend in this crate is linearizable, so a client always
-//! reads its own writes. Durability per embedded bucket is described in [`Durability`].
+//! The consistency promise: a client always reads its own writes. The memory and embedded
+//! backends, and Redis without replicas, are linearizable; a Redis bucket reading from replicas
+//! keeps read-your-writes for every client of the process (see `backend::redis`). Durability
+//! per embedded bucket is described in [`Durability`].
 #![deny(missing_docs)]
 
 pub mod backend;

@@ -12,7 +12,36 @@
 //! (`SCAN` cannot promise "never twice": it may repeat keys across calls while a table is
 //! resized, and a cursor cannot carry the set of keys already seen.)
 
-use crate::{KeyPage, PageBudget};
+use futures_util::future::try_join_all;
+
+use super::conn::Endpoint;
+use super::layout::Layout;
+use crate::{KeyPage, PageBudget, Result};
+
+/// Reads up to `per_shard` keys after `after` (a `ZRANGEBYLEX` bound: `-` or `(KEY`) from every
+/// shard's index on `endpoint`, concurrently.
+pub(crate) async fn fetch(
+    endpoint: &Endpoint,
+    layout: &Layout,
+    after: &str,
+    per_shard: usize,
+) -> Result<Vec<Vec<String>>> {
+    try_join_all((0..layout.shards()).map(|shard| {
+        let index = layout.shard(shard).index();
+        endpoint.run(move |mut conn| async move {
+            redis::cmd("ZRANGEBYLEX")
+                .arg(index)
+                .arg(after)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(per_shard)
+                .query_async::<Vec<String>>(&mut conn)
+                .await
+        })
+    }))
+    .await
+}
 
 /// How many keys to ask each of `shards` shards for, to fill a page of `budget`.
 pub(crate) fn per_shard(shards: u32, budget: PageBudget) -> usize {

@@ -309,26 +309,16 @@ impl Bucket for RedisBucket {
             None => "-".to_string(),
         };
         let per_shard = listing::per_shard(layout.shards(), budget);
-        let endpoint = match self.replicas().and_then(|r| r.lister()) {
-            Some(replica) => &replica.endpoint,
-            None => &*self.primary,
+        let from_replica = match self.replicas().and_then(|r| r.lister()) {
+            Some(replica) => listing::fetch(&replica.endpoint, layout, &after, per_shard)
+                .await
+                .ok(),
+            None => None,
         };
-        let runs = try_join_all((0..layout.shards()).map(|shard| {
-            let index = layout.shard(shard).index();
-            let after = after.clone();
-            endpoint.run(move |mut conn| async move {
-                redis::cmd("ZRANGEBYLEX")
-                    .arg(index)
-                    .arg(after)
-                    .arg("+")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(per_shard)
-                    .query_async::<Vec<String>>(&mut conn)
-                    .await
-            })
-        }))
-        .await?;
+        let runs = match from_replica {
+            Some(runs) => runs,
+            None => listing::fetch(&self.primary, layout, &after, per_shard).await?,
+        };
         Ok(listing::merge(runs, per_shard, budget))
     }
 
