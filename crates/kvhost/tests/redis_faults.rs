@@ -187,9 +187,18 @@ async fn slots_moving_between_masters_are_followed_by_the_client() {
     for i in 0..200 {
         bucket.set(format!("k{i}"), b"0".to_vec()).await.unwrap();
     }
+    // One bucket's keys spread over every master (no single hash tag per bucket).
+    let nodes = cluster.nodes();
+    for node in nodes {
+        let keys: u64 = node.cli(&["DBSIZE"]).parse().unwrap();
+        assert!(
+            keys > 0,
+            "master on port {} holds none of the bucket",
+            node.port()
+        );
+    }
     // While a third of all slots (with their keys) moves from one master to another, a
     // client keeps incrementing every key: MOVED and ASK redirects must be followed.
-    let nodes = cluster.nodes();
     let from = nodes[0].cli(&["CLUSTER", "MYID"]);
     let to = nodes[1].cli(&["CLUSTER", "MYID"]);
     let moved = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
