@@ -7,7 +7,8 @@
 //! Invariants the scripts keep (and `super` relies on):
 //! * a key is in the index iff its data string exists, and then it has a version;
 //! * every write takes a fresh version from the shard's `seq` counter (never reused, so
-//!   A -> B -> A is a new version);
+//!   A -> B -> A is a new version), stored as decimal digits (`%d`: Lua numbers are doubles,
+//!   whose default formatting turns 1e14 into `1e+14`);
 //! * every delete of an existing key records its stamp in `del`, so a swap on an absent key
 //!   notices a create-then-delete in between;
 //! * increment and swap remember their result under their operation id (`KEYS[5]`): a
@@ -24,7 +25,7 @@ pub(crate) static SET: LazyLock<Script> = LazyLock::new(|| {
         r"
 local n = #KEYS - 3
 for i = 1, n do
-  local v = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+  local v = string.format('%d', redis.call('HINCRBY', KEYS[3], 'seq', 1))
   local key = ARGV[2 * i - 1]
   redis.call('SET', KEYS[3 + i], ARGV[2 * i])
   redis.call('HSET', KEYS[2], key, v)
@@ -45,7 +46,7 @@ for i = 1, #ARGV do
     n = n + 1
     redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('HDEL', KEYS[2], ARGV[i])
-    redis.call('HSET', KEYS[3], 'del', redis.call('HINCRBY', KEYS[3], 'seq', 1))
+    redis.call('HSET', KEYS[3], 'del', string.format('%d', redis.call('HINCRBY', KEYS[3], 'seq', 1)))
   end
 end
 return n
@@ -71,7 +72,7 @@ if type(r) == 'table' and r.err then
   if string.find(r.err, 'overflow') then return {'overflow', cur or '0'} end
   return {'notint', cur or ''}
 end
-local v = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+local v = string.format('%d', redis.call('HINCRBY', KEYS[3], 'seq', 1))
 redis.call('HSET', KEYS[2], ARGV[1], v)
 redis.call('ZADD', KEYS[1], 0, ARGV[1])
 local now = redis.call('GET', KEYS[4])
@@ -115,7 +116,7 @@ else
   ok = (not now) and tonumber(del) <= tonumber(ARGV[4])
 end
 if ok then
-  local v = redis.call('HINCRBY', KEYS[3], 'seq', 1)
+  local v = string.format('%d', redis.call('HINCRBY', KEYS[3], 'seq', 1))
   redis.call('SET', KEYS[4], ARGV[2])
   redis.call('HSET', KEYS[2], ARGV[1], v)
   redis.call('ZADD', KEYS[1], 0, ARGV[1])
