@@ -10,6 +10,10 @@
 //!
 //! Rounds alternate anchor and kvhost; the table shows each side's median and the ratio.
 //! Target (issue 6): kvhost >= 0.8x redis-benchmark at 50 clients. `--quick`: short rounds.
+//!
+//! `--load set|get CLIENTS OPS URL` instead runs exactly OPS operations on an existing server
+//! and exits, the counterpart of `redis-benchmark -c CLIENTS -n OPS`, for timing both whole
+//! commands from outside (e.g. with `farm-bench --vs`).
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -64,6 +68,40 @@ fn anchor(port: u16, op: Op, clients: usize, requests: u64) -> f64 {
         })
 }
 
+/// The key and operation `client` does `n`th (a deterministic scatter over `KEYS`).
+async fn one_op(bucket: &BucketHandle, op: Op, client: u64, n: u64) {
+    let i = client
+        .wrapping_mul(7919)
+        .wrapping_add(n)
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1);
+    let key = format!("key:{:012}", (i >> 33) % KEYS);
+    match op {
+        Op::Set => bucket.set(key, vec![b'x'; VALUE_BYTES]).await.unwrap(),
+        Op::Get => {
+            bucket.get(&key).await.unwrap();
+        }
+    }
+}
+
+/// Exactly `ops` operations split over `clients` tasks (the `--load` mode).
+async fn load(bucket: &BucketHandle, op: Op, clients: u64, ops: u64) {
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let bucket = bucket.clone();
+            let share = ops / clients + u64::from(client < ops % clients);
+            tokio::spawn(async move {
+                for n in 0..share {
+                    one_op(&bucket, op, client, n).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a load task");
+    }
+}
+
 /// kvhost ops/s for `op` with `clients` concurrent tasks for `window`.
 async fn kvhost(bucket: &BucketHandle, op: Op, clients: usize, window: Duration) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
@@ -74,16 +112,10 @@ async fn kvhost(bucket: &BucketHandle, op: Op, clients: usize, window: Duration)
             let bucket = bucket.clone();
             let (done, stop) = (Arc::clone(&done), Arc::clone(&stop));
             tokio::spawn(async move {
-                let mut i = client.wrapping_mul(7919);
+                let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    i = i.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                    let key = format!("key:{:012}", (i >> 33) % KEYS);
-                    match op {
-                        Op::Set => bucket.set(key, vec![b'x'; VALUE_BYTES]).await.unwrap(),
-                        Op::Get => {
-                            bucket.get(&key).await.unwrap();
-                        }
-                    }
+                    one_op(&bucket, op, client, n).await;
+                    n += 1;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -104,25 +136,49 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+fn bucket_at(url: String) -> BucketHandle {
+    let target = RedisTarget::Standalone {
+        url,
+        replicas: Vec::new(),
+    };
+    let bucket = RedisBucket::new("bench", &target, DEFAULT_TIMEOUT, "bench").expect("a bucket");
+    BucketHandle::new("bench", Arc::new(bucket), Arc::new(Limits::default()))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--load") {
+        let usage = "usage: --load set|get CLIENTS OPS redis://HOST:PORT";
+        let [op, clients, ops, url] = &args[at + 1..] else {
+            panic!("{usage}");
+        };
+        let op = match op.as_str() {
+            "set" => Op::Set,
+            "get" => Op::Get,
+            _ => panic!("{usage}"),
+        };
+        let (clients, ops) = (clients.parse().expect(usage), ops.parse().expect(usage));
+        let bucket = bucket_at(url.clone());
+        runtime().block_on(load(&bucket, op, clients, ops));
+        return;
+    }
+    let quick = args.iter().any(|arg| arg == "--quick");
     let (rounds, window) = if quick {
         (1, Duration::from_millis(300))
     } else {
         (3, Duration::from_secs(2))
     };
     let server = RedisServer::start();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let target = RedisTarget::Standalone {
-        url: server.url(),
-        replicas: Vec::new(),
-    };
-    let bucket = RedisBucket::new("bench", &target, DEFAULT_TIMEOUT, "bench").expect("a bucket");
-    let bucket = BucketHandle::new("bench", Arc::new(bucket), Arc::new(Limits::default()));
+    let runtime = runtime();
+    let bucket = bucket_at(server.url());
 
     println!("kvhost Redis backend vs redis-benchmark (redis-server {}), {VALUE_BYTES}-byte values, {KEYS} keys, median of {rounds} rounds", server.cli(&["INFO", "server"]).lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?"));
     println!();
