@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test of kvhost: formatting, clippy, the whole test suite (unit,
-# conformance, property, crash, fault-injection, CLI end-to-end, Python guests) and the
+# conformance on every backend incl. Redis and Redis Cluster, property, crash,
+# fault-injection, replica lag, CLI end-to-end, Python guests) and the
 # doctests. Needs the Rust toolchain (with rustfmt and clippy) and Python 3; installs the
-# pinned componentize-py into ./.venv and, when missing, Debian's redis-server (pinned) itself. Uses cargo-nextest when present.
+# pinned componentize-py into ./.venv and, when missing, Debian's redis-server (pinned;
+# needs apt and root or sudo) itself. Uses cargo-nextest when present.
 # One cargo build (target/) is shared by every step.
 set -euo pipefail
 cd "$(dirname "$0")/.."

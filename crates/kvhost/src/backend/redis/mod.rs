@@ -39,7 +39,7 @@ use layout::{Layout, Shard};
 use replicas::Replicas;
 
 /// The timeout used when a bucket does not configure `timeout_ms`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(2000);
+pub const DEFAULT_TIMEOUT: Duration = crate::config::DEFAULT_REDIS_TIMEOUT;
 
 /// Where a Redis bucket lives.
 #[derive(Clone, PartialEq, Eq)]
