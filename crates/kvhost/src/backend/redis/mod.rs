@@ -398,8 +398,8 @@ impl Bucket for RedisBucket {
     async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let layout = self.layout().await?;
         let groups = Self::by_shard(layout, keys.iter().map(String::as_str));
-        let fetched = try_join_all(groups.values().map(|group| {
-            let shard = layout.shard_for(group[0].1);
+        let fetched = try_join_all(groups.iter().map(|(&index, group)| {
+            let shard = layout.shard(index);
             let data: Vec<String> = group.iter().map(|(_, key)| shard.data(key)).collect();
             self.read(group.iter().map(|(_, key)| *key), move |mut conn| {
                 let data = data.clone();
@@ -427,8 +427,8 @@ impl Bucket for RedisBucket {
     async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
         let layout = self.layout().await?;
         let groups = Self::by_shard(layout, entries.iter().map(|(key, _)| key.as_str()));
-        let result = try_join_all(groups.values().map(|group| {
-            let shard = layout.shard_for(group[0].1);
+        let result = try_join_all(groups.iter().map(|(&index, group)| {
+            let shard = layout.shard(index);
             let data = group.iter().map(|(_, key)| shard.data(key)).collect();
             let args = group
                 .iter()
@@ -444,8 +444,8 @@ impl Bucket for RedisBucket {
     async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
         let layout = self.layout().await?;
         let groups = Self::by_shard(layout, keys.iter().map(String::as_str));
-        let result = try_join_all(groups.values().map(|group| {
-            let shard = layout.shard_for(group[0].1);
+        let result = try_join_all(groups.iter().map(|(&index, group)| {
+            let shard = layout.shard(index);
             let data = group.iter().map(|(_, key)| shard.data(key)).collect();
             let args = group
                 .iter()

@@ -142,7 +142,10 @@ impl Replicas {
     /// Starts the sampler (once) on the current tokio runtime; it stops when the bucket is
     /// dropped.
     pub(crate) fn start_sampler(self: &Arc<Self>, primary: &Arc<Endpoint>) {
-        if self.sampler_started.swap(true, Ordering::AcqRel) {
+        // Called on every operation: a plain load keeps the hot path free of a shared write.
+        if self.sampler_started.load(Ordering::Acquire)
+            || self.sampler_started.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let replicas = Arc::downgrade(self);
