@@ -144,6 +144,27 @@ pub fn load_component(engine: &Engine, path: &Path, cache: Option<&Path>) -> Res
     Ok(component)
 }
 
+/// Builds the component's copy-on-write memory images now, once, instead of inside the first
+/// instantiation. On Linux an image is a sealed memfd, and sealing can fail for a moment with
+/// EBUSY while the kernel still holds references to the freshly written pages (seen under
+/// load); done lazily, that failure would fail a guest's run or a served request. Retried a
+/// few times; if it still fails, instantiation tries again later, as wasmtime does by itself.
+pub fn prepare_memory_images(component: &Component) {
+    let mut last = None;
+    for attempt in 0..5 {
+        match component.initialize_copy_on_write_image() {
+            Ok(()) => return,
+            Err(err) => last = Some(err),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10 << attempt));
+    }
+    if let Some(err) = last {
+        tracing::warn!(
+            "cannot prepare the component's memory images yet ({err:#}); retrying at instantiation"
+        );
+    }
+}
+
 fn compile(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
     Component::new(engine, bytes).map_err(|err| {
         anyhow::anyhow!(

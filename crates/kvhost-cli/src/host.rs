@@ -53,6 +53,7 @@ impl Prepared {
             args.cache_dir.clone().or_else(engine::default_cache_dir)
         };
         let component = engine::load_component(engine, path, cache.as_deref())?;
+        engine::prepare_memory_images(&component);
         Ok(Prepared {
             grants: Grants::from_config(&config),
             registry: Arc::new(registry),
