@@ -5,7 +5,9 @@
 #   target/guests/draft.wasm   wasi:keyvalue@0.2.0-draft conformance guest
 #   target/guests/bench.wasm   the benchmark loop (0.2.0-draft, runs under wasmtime too)
 #   target/guests/demo.wasm    the README's demo: a guest book (0.2.0-draft2)
-#   target/guests/spin.wasm    a Spin HTTP app (spin-sdk, world spin-http), for kvhost serve
+#   target/guests/spin.wasm    a Spin HTTP app (spin-sdk 3.x, world spin-http, WASIp2)
+#   target/guests/spin5.wasm   guests/spinp3 built with spin-sdk 5.x (WASIp3, wasi:http@0.3.0)
+#   target/guests/spin4.wasm   guests/spinp3 built with spin-sdk 4.x (WASIp3 release candidate)
 # With guest names as arguments, builds only those.
 # A guest is rebuilt only when a file it is built from is newer than its .wasm. Safe to run
 # concurrently (tests call it from several processes): builds are serialized by a lock.
@@ -39,27 +41,32 @@ build() { # name world
     mv "$wasm.tmp" "$wasm"
 }
 
-# A Spin app is built as Spin's docs say: in the venv that has spin-sdk (componentize-py
-# finds the SDK's WIT through it), world spin-http, no -d.
-build_spin() { # name
-    local name="$1" wasm="$out/$1.wasm"
-    if up_to_date "$wasm" "$root/guests/$name"; then
+# A Spin app is built as the SDK's README says: in the venv that has spin-sdk (componentize-py
+# finds the SDK's WIT through it), with the SDK's world, no -d.
+build_spin() { # name source-dir venv world
+    local name="$1" source="$root/guests/$2" venv="$root/$3" world="$4" wasm="$out/$1.wasm"
+    if up_to_date "$wasm" "$source"; then
         return
     fi
-    echo "==> building Spin app $name (spin-http)" >&2
-    (cd "$root/guests/$name" &&
-        VIRTUAL_ENV="$root/.venv-spin" PATH="$root/.venv-spin/bin:$PATH" \
-            componentize-py -w spin-http componentize app -o "$wasm.tmp" >/dev/null)
+    echo "==> building Spin app $name ($world)" >&2
+    (cd "$source" &&
+        VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" \
+            componentize-py -w "$world" componentize app -o "$wasm.tmp" >/dev/null)
     mv "$wasm.tmp" "$wasm"
 }
 
-declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2 [spin]=spin-http)
-for name in "${@:-draft2 draft bench demo spin}"; do
+declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2
+    [spin]=spin [spin5]=spin [spin4]=spin)
+for name in "${@:-draft2 draft bench demo spin spin5 spin4}"; do
     for one in $name; do
-        case "${worlds[$one]:-}" in
-            "") echo "unknown guest $one (known: ${!worlds[*]})" >&2; exit 2 ;;
-            spin-http) build_spin "$one" ;;
-            *) build "$one" "${worlds[$one]}" ;;
+        case "$one" in
+            spin) build_spin spin spin .venv-spin spin-http ;;
+            spin5) build_spin spin5 spinp3 .venv-spin5 spin:up/http-trigger@4.1.0 ;;
+            spin4) build_spin spin4 spinp3 .venv-spin4 spin:up/http-trigger@4.0.0 ;;
+            *)
+                [ -n "${worlds[$one]:-}" ] || { echo "unknown guest $one (known: ${!worlds[*]})" >&2; exit 2; }
+                build "$one" "${worlds[$one]}"
+                ;;
         esac
     done
 done

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Creates the Python environments the guests are built with, with pinned tools:
 #   ./.venv       componentize-py (kvhost's own guests, guests/wit worlds)
-#   ./.venv-spin  componentize-py + spin-sdk as a Spin app needs them (world spin-http)
+#   ./.venv-spin  componentize-py + spin-sdk 3.x as a WASIp2 Spin app needs them (spin-http)
+#   ./.venv-spin5 componentize-py + spin-sdk 5.x: WASIp3 Spin apps (spin:up/http-trigger@4.1.0)
+#   ./.venv-spin4 componentize-py + spin-sdk 4.x: WASIp3 release-candidate Spin apps
+#                 (spin:up/http-trigger@4.0.0)
 # Idempotent: does nothing when the pinned versions are already installed.
 set -euo pipefail
 trap 'echo "error: $0 failed at line $LINENO" >&2' ERR
@@ -12,6 +15,11 @@ COMPONENTIZE_PY_VERSION=0.25.1
 # target WASIp3); it is built with the componentize-py it was released with.
 SPIN_SDK_VERSION=3.4.1
 SPIN_COMPONENTIZE_PY_VERSION=0.17.2
+# The WASIp3 generation, each with the componentize-py its README names.
+SPIN5_SDK_VERSION=5.0.0
+SPIN5_COMPONENTIZE_PY_VERSION=0.25.1
+SPIN4_SDK_VERSION=4.0.0
+SPIN4_COMPONENTIZE_PY_VERSION=0.23.0
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -36,3 +44,5 @@ ensure() {
 
 ensure .venv "componentize-py==$COMPONENTIZE_PY_VERSION"
 ensure .venv-spin "componentize-py==$SPIN_COMPONENTIZE_PY_VERSION" "spin-sdk==$SPIN_SDK_VERSION"
+ensure .venv-spin5 "componentize-py==$SPIN5_COMPONENTIZE_PY_VERSION" "spin-sdk==$SPIN5_SDK_VERSION"
+ensure .venv-spin4 "componentize-py==$SPIN4_COMPONENTIZE_PY_VERSION" "spin-sdk==$SPIN4_SDK_VERSION"

@@ -32,9 +32,11 @@ pub enum Command {
     Run(RunArgs),
     /// Serve a wasi:http component (e.g. a Spin app) over HTTP, with buckets.
     ///
-    /// Every request gets a fresh instance of the component (pre-linked, from a pooling
-    /// allocator). Key-value: wasi:keyvalue and Spin's fermyon:spin/key-value. Interfaces kvhost
-    /// does not provide (Spin's variables, SQLite, ..., wasi:config) are linked as stubs: the component loads, and only a request that calls one fails, with a
+    /// A WASIp2 handler (wasi:http/incoming-handler@0.2.x, spin-sdk 3.x) gets a fresh instance
+    /// per request; a WASIp3 handler (wasi:http/handler@0.3.0 or @0.3.0-rc-2026-03-15, spin-sdk
+    /// 5.x and 4.x) takes several requests per instance, concurrently (see --instance-*).
+    /// Instances come pre-linked from a pooling allocator. Key-value: wasi:keyvalue and Spin's
+    /// fermyon:spin/key-value@2.0.0 and spin:key-value@3.0.0. Interfaces kvhost does not provide (Spin's variables, SQLite, ..., wasi:config) are linked as stubs: the component loads, and only a request that calls one fails, with a
     /// 500 naming the interface. Logs go to stderr (set KVHOST_LOG=debug for more); SIGINT or
     /// SIGTERM stops accepting, lets in-flight requests finish, flushes the buckets and exits.
     Serve(ServeArgs),
@@ -175,8 +177,27 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
-    /// The wasi:http component (.wasm) to serve, e.g. a Spin app built with spin-sdk 3.x.
+    #[command(flatten)]
+    pub reuse: ReuseArgs,
+    /// The wasi:http component (.wasm) to serve: a Spin app (any spin-sdk 3.x, 4.x, 5.x) or
+    /// any component exporting wasi:http/incoming-handler@0.2.x or wasi:http/handler@0.3.0.
     pub component: PathBuf,
+}
+
+/// Instance reuse for WASIp3 handlers (`wasi:http/handler@0.3`). A WASIp2 handler always gets
+/// a fresh instance per request.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct ReuseArgs {
+    /// Most requests one WASIp3 instance handles before it is retired; 1 gives every request
+    /// a fresh instance (no state shared between requests).
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub instance_max_requests: u32,
+    /// Most requests one WASIp3 instance handles at the same time.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub instance_max_concurrent: u32,
+    /// How long an idle WASIp3 instance is kept for the next request.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub instance_idle_timeout: Duration,
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {

@@ -77,6 +77,12 @@ fn base_config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.wasm_component_model(true);
+    // WASIp3 components (Spin SDK 4+): async functions, streams and futures, and the
+    // builtins componentize-py's async runtime uses.
+    config.wasm_component_model_async(true);
+    config.wasm_component_model_more_async_builtins(true);
+    config.wasm_component_model_async_stackful(true);
+    config.wasm_component_model_error_context(true);
     config
 }
 
@@ -118,6 +124,19 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 pub fn load_component(engine: &Engine, path: &Path, cache: Option<&Path>) -> Result<Component> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the component {}", path.display()))?;
+    // Done before hashing, so a cached artifact always holds the renamed component.
+    let bytes = match crate::wit_versions::alias_release_candidates(&bytes) {
+        Ok(Some(aliased)) => {
+            tracing::debug!(
+                "serving {} as WASI {}",
+                aliased.renamed.join(", "),
+                crate::wit_versions::WASI_P3
+            );
+            aliased.bytes
+        }
+        // Nothing to rename, or not a component kvhost can walk: compiling says what is wrong.
+        Ok(None) | Err(crate::wit_versions::Malformed) => bytes,
+    };
     let Some(cache) = cache else {
         return compile(engine, path, &bytes);
     };

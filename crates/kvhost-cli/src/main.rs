@@ -16,6 +16,7 @@ mod serve;
 mod setup;
 mod spin;
 mod units;
+mod wit_versions;
 
 use std::process::ExitCode;
 

@@ -324,7 +324,9 @@ fn a_component_without_an_http_handler_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("does not export wasi:http/incoming-handler@0.2.x"),
+        stderr.contains(
+            "exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.0"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("wasi:cli/run@0.2"), "{stderr}");

@@ -76,16 +76,16 @@ impl KvCtx {
     }
 
     /// `open(identifier)`: the bucket, counted against this client's handle cap.
-    pub(crate) fn open(&mut self, identifier: &str) -> kvhost::Result<BucketHandle> {
+    pub(crate) fn open(&mut self, identifier: &str) -> Result<BucketHandle, HostError> {
         let handle = self.registry.open(identifier, &self.grants)?;
         self.reserve_bucket()?;
         Ok(handle)
     }
 
-    fn reserve_bucket(&mut self) -> kvhost::Result<()> {
+    fn reserve_bucket(&mut self) -> Result<(), HostError> {
         let limit = self.registry.limits().max_open_buckets;
         if self.open_buckets >= limit {
-            return Err(Error::other(format!(
+            return Err(HostError::TableFull(format!(
                 "this instance already holds {limit} open bucket handles, the limit \
                  (limits.max_open_buckets); drop handles it no longer needs"
             )));
@@ -269,11 +269,18 @@ mod tests {
         let mut ctx = KvCtx::new(Arc::new(registry), Grants::All);
         ctx.open("default").unwrap();
         ctx.open("default").unwrap();
-        let err = ctx.open("default").unwrap_err().to_string();
-        assert!(err.contains("limits.max_open_buckets"), "{err}");
+        match ctx.open("default") {
+            Err(HostError::TableFull(err)) => {
+                assert!(err.contains("limits.max_open_buckets"), "{err}")
+            }
+            _ => panic!("a third open must hit the cap"),
+        }
         ctx.release_bucket();
         ctx.open("default").unwrap();
-        assert_eq!(ctx.open("nope").unwrap_err(), Error::NoSuchStore);
+        assert!(matches!(
+            ctx.open("nope"),
+            Err(HostError::Store(Error::NoSuchStore))
+        ));
         assert_eq!(ctx.open_buckets(), 2);
     }
 }

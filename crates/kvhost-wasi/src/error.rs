@@ -11,9 +11,14 @@ use wasmtime::component::ResourceTableError;
 
 /// The error type of the generated host traits (`trappable_error_type`).
 #[doc(hidden)]
+#[derive(Debug)]
 pub enum HostError {
     /// Returned to the guest as the interface's `error` variant.
     Store(kvhost::Error),
+    /// The instance already holds `limits.max_open_buckets` open buckets: Spin's async
+    /// interface has its own `store-table-full` variant for this; the other interfaces report
+    /// it as `other` with the message.
+    TableFull(String),
     /// Traps the calling instance.
     Trap(wasmtime::Error),
 }
@@ -38,6 +43,7 @@ impl HostError {
     ) -> wasmtime::Result<E> {
         match self {
             HostError::Store(err) => Ok(store(err)),
+            HostError::TableFull(message) => Ok(store(kvhost::Error::Other(message))),
             HostError::Trap(trap) => Err(trap),
         }
     }

@@ -10,6 +10,7 @@
 //! | `wasi:keyvalue@0.2.0-draft2` | `option<string>` | `s64` | `list<tuple<key, option<value>>>` (Spin SDKs' shape) | yes |
 //! | `wasi:keyvalue@0.2.0-draft` | `option<u64>` | `u64` | `list<option<tuple<key, value>>>` | no |
 //! | `fermyon:spin/key-value@2.0.0` | none: `get-keys` returns all (at most 100,000) | - | - | no |
+//! | `spin:key-value/key-value@3.0.0` (async) | none: `get-keys` streams every key, page by page | - | - | no |
 //!
 //! # Semantics at the boundary
 //! - A client is one component instance (one wasmtime `Store`, one [`KvCtx`]). It always reads
@@ -88,18 +89,24 @@ mod draft2;
 mod error;
 mod shared;
 mod spin;
+mod spin3;
 
 pub use ctx::{KvCtx, KvCtxView, KvView, DRAFT_CURSORS};
 
 /// Adds `wasi:keyvalue/{store,atomics,batch}` at both `@0.2.0-draft2` and `@0.2.0-draft`,
-/// and `fermyon:spin/key-value@2.0.0`, to `linker`. Components import whichever they were
-/// built against.
+/// `fermyon:spin/key-value@2.0.0` and `spin:key-value/key-value@3.0.0` to `linker`.
+/// Components import whichever they were built against.
+///
+/// Spin's `@3.0.0` interface is asynchronous: its functions can only be called by a guest
+/// when the engine has the component-model async features enabled
+/// (`Config::wasm_component_model_async`).
 pub fn add_to_linker<T: KvView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     draft2::add_to_linker(linker)?;
     draft::add_to_linker(linker)?;
     spin::add_to_linker(linker)?;
+    spin3::add_to_linker(linker)?;
     Ok(())
 }
 

@@ -1,17 +1,25 @@
-//! `kvhost serve`: serve a `wasi:http/incoming-handler@0.2.x` component over HTTP/1.1.
+//! `kvhost serve`: serve a `wasi:http` component over HTTP/1.1: a WASIp2 handler
+//! (`wasi:http/incoming-handler@0.2.x`) or a WASIp3 one (`wasi:http/handler@0.3.0`, or the
+//! `0.3.0-rc-2026-03-15` release candidate, see [`crate::wit_versions`]).
 //!
 //! Set-up ([`serve`]): buckets and the compiled component as for `run`, an engine with a
-//! pooling instance allocator, and a linker with WASI, `wasi:http` and `wasi:keyvalue`; every
-//! other import of the component (Spin's `fermyon:spin/*`, `wasi:config/store`, ...) is linked
-//! as a stub that fails the call, so such a component loads and only the requests that use
-//! those interfaces fail ([`request`] turns that into a 500 naming the interface).
+//! pooling instance allocator, and a linker with WASI 0.2 and 0.3, `wasi:http` 0.2 and 0.3 and
+//! every key-value interface of `kvhost-wasi`; every other import of the component (Spin's
+//! `fermyon:spin/*` and `spin:*`, `wasi:config/store`, `wasi:otel`, ...) is linked as a stub
+//! that fails the call, so such a component loads and only the requests that use those
+//! interfaces fail ([`request`] turns that into a 500 naming the interface).
 //!
-//! Then the accept loop: one task per connection, one fresh instance per request
-//! ([`request::Server::handle`]). On SIGINT or SIGTERM the loop stops accepting, open
-//! connections finish the request they are on and close, and once every instance has ended
-//! (or `--shutdown-timeout` passed) the buckets are flushed and kvhost exits 0.
+//! Then the accept loop: one task per connection; each request goes to the handler
+//! ([`request::Server::handle`]): a fresh instance per request for WASIp2 ([`p2`]), reused
+//! instances for WASIp3 ([`p3`]), both from [`instance::Instances`]. On SIGINT or SIGTERM the
+//! loop stops accepting, open connections finish the request they are on and close, and once
+//! every instance has ended (or `--shutdown-timeout` passed) the buckets are flushed and
+//! kvhost exits 0.
 
+mod instance;
 mod metrics;
+mod p2;
+mod p3;
 mod request;
 mod stubs;
 
@@ -26,19 +34,23 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
+use wasmtime_wasi_http::handler::ProxyHandler;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpHooks;
 
 use crate::cli::ServeArgs;
 use crate::host::{wasm_error, HostState, Prepared};
 use crate::{engine, Outcome};
 
+use self::instance::Instances;
 use self::metrics::Metrics;
-use self::request::{Admission, Server};
+use self::p3::Workers;
+use self::request::{Admission, Handler, Server};
 
-/// The export a servable component must have.
-const HANDLER_EXPORT: &str = "wasi:http/incoming-handler@0.2";
+/// The exports that make a component servable (prefixes of the export name).
+const HANDLER_EXPORTS: [&str; 2] = ["wasi:http/incoming-handler@0.2", "wasi:http/handler@0.3.0"];
 
 /// Runs `kvhost serve` until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> Result<Outcome> {
@@ -46,7 +58,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     check_servable(&args.component)?;
     let engine = engine::serving_engine(args.max_concurrency, args.host.max_memory)?;
     let prepared = Prepared::new(&args.host, &engine, &args.component, Some(metrics.clone()))?;
-    let pre = link(&engine, &prepared.component, &args.component)?;
+    let linked = link(&engine, &prepared.component, &args.component)?;
     engine::start_epoch_ticker(&engine);
 
     let listener = TcpListener::bind(args.listen)
@@ -63,18 +75,40 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
 
     let (in_flight, mut all_done) = mpsc::channel::<()>(1);
     let registry = prepared.registry.clone();
-    let server = Arc::new(Server {
-        pre,
+    let instances = Arc::new(Instances {
         prepared,
+        max_memory: args.host.max_memory,
+        env: args.host.env.clone(),
+    });
+    let (handler, generation) = match linked {
+        Linked::P2(pre) => (
+            Handler::P2(pre),
+            "WASIp2, a fresh instance per request".to_string(),
+        ),
+        Linked::P3(pre) => (
+            Handler::P3(ProxyHandler::new(Workers {
+                pre,
+                instances: Arc::clone(&instances),
+                reuse: args.reuse,
+                request_timeout: args.request_timeout,
+                in_flight: in_flight.clone(),
+            })),
+            format!(
+                "WASIp3, up to {} requests per instance, {} at once",
+                args.reuse.instance_max_requests, args.reuse.instance_max_concurrent
+            ),
+        ),
+    };
+    let server = Arc::new(Server {
+        handler,
+        instances,
         admission: Admission::new(args.max_concurrency, args.max_queued),
         metrics,
         request_timeout: args.request_timeout,
-        max_memory: args.host.max_memory,
-        env: args.host.env.clone(),
         in_flight,
     });
     tracing::info!(
-        "serving {} on http://{address}/ (buckets: {})",
+        "serving {} ({generation}) on http://{address}/ (buckets: {})",
         args.component.display(),
         registry.names().collect::<Vec<_>>().join(", ")
     );
@@ -126,9 +160,9 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// Refuses, naming the export it looked for, a file that is not a component exporting
-/// [`HANDLER_EXPORT`]. Looks at the binary itself, before compiling: a WASIp3 component (Spin
-/// SDK 4+) does not even compile on this engine, and its author needs to hear why.
+/// Refuses, naming the exports it looked for, a file that is not a component exporting one
+/// of [`HANDLER_EXPORTS`]. Looks at the binary itself, before compiling (seconds for a
+/// Python component), so a wrong file is refused at once.
 fn check_servable(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the component {}", path.display()))?;
@@ -136,7 +170,11 @@ fn check_servable(path: &Path) -> Result<()> {
         // Not a component at all: load_component says so, with advice.
         return Ok(());
     };
-    if exports.iter().any(|name| name.starts_with(HANDLER_EXPORT)) {
+    if exports.iter().any(|name| {
+        HANDLER_EXPORTS
+            .iter()
+            .any(|handler| name.starts_with(handler))
+    }) {
         return Ok(());
     }
     let listed = if exports.is_empty() {
@@ -145,10 +183,10 @@ fn check_servable(path: &Path) -> Result<()> {
         exports.join(", ")
     };
     anyhow::bail!(
-        "{} cannot be served: it does not export {HANDLER_EXPORT}.x (its exports: {listed}).\n\
-         kvhost serve serves WASIp2 HTTP components, e.g. Spin apps built with spin-sdk 3.x; \
-         spin-sdk 4.0 and later export wasi:http/handler@0.3 (WASIp3), which kvhost does not \
-         serve yet. A wasi:cli/run component is run with `kvhost run` instead.",
+        "{} cannot be served: it exports neither wasi:http/incoming-handler@0.2.x nor \
+         wasi:http/handler@0.3.0 (its exports: {listed}).\n\
+         kvhost serve serves wasi:http components, e.g. Spin apps (spin-sdk 3.x, 4.x, 5.x); a \
+         wasi:cli/run component is run with `kvhost run` instead.",
         path.display()
     )
 }
@@ -177,14 +215,22 @@ fn top_level_exports(bytes: &[u8]) -> Option<Vec<String>> {
     Some(exports)
 }
 
-/// Links `component` for serving: WASI, `wasi:http`, `wasi:keyvalue`, stubs for the rest.
-fn link(engine: &Engine, component: &Component, path: &Path) -> Result<ProxyPre<HostState>> {
+/// A component linked for serving, by the handler it exports.
+enum Linked {
+    P2(ProxyPre<HostState>),
+    P3(ServicePre<HostState>),
+}
+
+/// Links `component` for serving: WASI, `wasi:http`, key-value, stubs for the rest.
+fn link(engine: &Engine, component: &Component, path: &Path) -> Result<Linked> {
     let linker_error = |err| wasm_error("cannot set up the component linker", err);
     let mut linker = Linker::<HostState>::new(engine);
-    // All of WASI 0.2 (a component may import wasi:filesystem even if it never uses it; its
-    // instance has no preopened directories), plus wasi:http.
+    // All of WASI 0.2 and 0.3 (a component may import wasi:filesystem even if it never uses
+    // it; its instance has no preopened directories), plus wasi:http 0.2 and 0.3.
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(linker_error)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(linker_error)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(linker_error)?;
     kvhost_wasi::add_to_linker(&mut linker).map_err(linker_error)?;
     let stubbed = stubs::define_stubs(&mut linker, component, engine).map_err(linker_error)?;
     if !stubbed.is_empty() {
@@ -196,7 +242,12 @@ fn link(engine: &Engine, component: &Component, path: &Path) -> Result<ProxyPre<
     let pre = linker
         .instantiate_pre(component)
         .map_err(|err| wasm_error(&format!("cannot link {}", path.display()), err))?;
-    ProxyPre::new(pre).map_err(|err| wasm_error(&format!("cannot serve {}", path.display()), err))
+    if let Ok(service) = ServicePre::new(pre.clone()) {
+        return Ok(Linked::P3(service));
+    }
+    ProxyPre::new(pre)
+        .map(Linked::P2)
+        .map_err(|err| wasm_error(&format!("cannot serve {}", path.display()), err))
 }
 
 /// Serves one connection until it closes, or until shutdown (then after its current request).

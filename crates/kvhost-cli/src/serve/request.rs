@@ -1,19 +1,18 @@
-//! One HTTP request: admission, a fresh component instance, the call, and what the client
-//! gets when the component fails.
+//! One HTTP request: admission, the handler call, and what the client gets when the component
+//! fails.
 //!
 //! The life of a request:
 //! 1. **Admission** ([`Admission`]): a slot (one of `--max-concurrency`) is taken at once if
 //!    free; otherwise the request waits in a bounded queue (`--max-queued`); past that it is
 //!    answered 503 without touching the component.
-//! 2. **Instance**: a new `Store` with the request's own WASI, HTTP and key-value state, an
-//!    instance from the pre-linked component, and a deadline (`--request-timeout`) enforced
-//!    twice: by epoch interruption for a guest that computes, and by a timer for one that
-//!    waits. The instance yields to other requests every epoch tick.
-//! 3. **Answer**: the component's response head goes to the client as soon as it calls
-//!    `response-outparam.set`; the body streams while the instance keeps running. The slot is
-//!    held until the instance ends. A component that fails before answering gets a 500 (504
-//!    past the deadline) whose body says why, naming the interface when it called one that
-//!    kvhost does not provide.
+//! 2. **Handler**: Spin's `spin-*` headers are set, then the request goes to the component's
+//!    handler ([`Handler`]): a fresh instance for a WASIp2 handler ([`super::p2`]), a reused
+//!    one for a WASIp3 handler ([`super::p3`]). Either way `--request-timeout` bounds it.
+//! 3. **Answer**: the response head goes to the client as soon as the component gives it; the
+//!    body streams afterwards. The slot is held until the body is done (WASIp3) or the
+//!    instance ends (WASIp2). A component that fails before answering gets a 500 (504 past
+//!    the deadline) whose body says why, naming the interface when it called one that kvhost
+//!    does not provide.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,33 +26,37 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime::Trap;
+use wasmtime_wasi_http::handler::ProxyHandler;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::WasiHttpView;
 
+use super::instance::Instances;
 use super::metrics::Metrics;
+use super::p3::Workers;
 use super::stubs::Unprovided;
-use crate::host::{HostState, Prepared};
+use crate::host::HostState;
+
+/// The component's HTTP handler, by the `wasi:http` generation it exports.
+pub enum Handler {
+    /// `wasi:http/incoming-handler@0.2.x`: a fresh instance per request.
+    P2(ProxyPre<HostState>),
+    /// `wasi:http/handler@0.3.x`: reused instances, several requests at once.
+    P3(ProxyHandler<Workers>),
+}
 
 /// Everything a request needs, shared by all of them.
 pub struct Server {
-    /// The component, linked and ready to instantiate.
-    pub pre: ProxyPre<HostState>,
-    /// Buckets and component.
-    pub prepared: Prepared,
+    /// The handler.
+    pub handler: Handler,
+    /// Store set-up (buckets, component, memory cap, environment).
+    pub instances: Arc<Instances>,
     /// Slots and queue.
     pub admission: Admission,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// `--request-timeout`.
     pub request_timeout: Duration,
-    /// `--max-memory`.
-    pub max_memory: usize,
-    /// `--env` entries.
-    pub env: Vec<(String, String)>,
     /// Cloned into every running instance; shutdown waits until all clones are gone.
     pub in_flight: mpsc::Sender<()>,
 }
@@ -104,7 +107,7 @@ impl Admission {
 }
 
 /// How an instance ended, when it ended badly.
-enum Failure {
+pub enum Failure {
     /// Past `--request-timeout`.
     Deadline(Duration),
     /// It tried to grow its memory past `--max-memory`.
@@ -113,19 +116,40 @@ enum Failure {
     Unprovided(Unprovided),
     /// Anything else (a trap, an instantiation failure).
     Error(wasmtime::Error),
-    /// It returned without calling `response-outparam.set`.
+    /// It returned without giving a response.
     NoResponse,
 }
 
 impl Failure {
-    fn status(&self) -> StatusCode {
+    /// What became of an instance that ended with `err`.
+    pub fn classify(
+        err: wasmtime::Error,
+        memory_cap_hit: bool,
+        request_timeout: Duration,
+        max_memory: usize,
+    ) -> Failure {
+        if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return Failure::Deadline(request_timeout);
+        }
+        if memory_cap_hit {
+            return Failure::MemoryCap(max_memory);
+        }
+        match err.downcast::<Unprovided>() {
+            Ok(unprovided) => Failure::Unprovided(unprovided),
+            Err(err) => Failure::Error(err),
+        }
+    }
+
+    /// The response status for this failure.
+    pub fn status(&self) -> StatusCode {
         match self {
             Failure::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn message(&self) -> String {
+    /// What the client and the log are told.
+    pub fn message(&self) -> String {
         match self {
             Failure::Deadline(timeout) => format!(
                 "the component did not finish within --request-timeout {}",
@@ -138,6 +162,11 @@ impl Failure {
             Failure::Error(err) => format!("the component failed: {err:#}"),
             Failure::NoResponse => "the component returned without sending a response".to_string(),
         }
+    }
+
+    /// A `text/plain` response saying what happened.
+    pub fn response(&self) -> Response<HyperOutgoingBody> {
+        plain(self.status(), &format!("{}\n", self.message()))
     }
 }
 
@@ -181,90 +210,9 @@ impl Server {
             return response;
         };
         let request = with_spin_headers(request, client);
-
-        let mut wasi = WasiCtx::builder();
-        wasi.inherit_stdout().inherit_stderr();
-        for (name, value) in &self.env {
-            wasi.env(name, value);
-        }
-        let state = self.prepared.instance_state(wasi.build(), self.max_memory);
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| &mut state.memory_cap);
-        let deadline = Instant::now() + self.request_timeout;
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(Trap::Interrupt.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        store.set_epoch_deadline(1);
-
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let resources = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request);
-        let resources = resources.and_then(|request| {
-            let out = store.data_mut().http().new_response_outparam(sender)?;
-            Ok((request, out))
-        });
-        let (request, out) = match resources {
-            Ok(resources) => resources,
-            Err(err) => return plain(StatusCode::BAD_REQUEST, &format!("bad request: {err}\n")),
-        };
-
-        let server = Arc::clone(self);
-        let task = tokio::spawn(async move {
-            let _slot = slot;
-            let _in_flight = server.in_flight.clone();
-            server.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-            let called = tokio::time::timeout(server.request_timeout, async {
-                let proxy = server.pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, out)
-                    .await
-            })
-            .await;
-            server.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-            let failure = match called {
-                Ok(Ok(())) => return None,
-                Err(_elapsed) => Failure::Deadline(server.request_timeout),
-                Ok(Err(err)) => server.classify(err, store.data().memory_cap.hit),
-            };
-            tracing::warn!("{}", failure.message());
-            Some(failure)
-        });
-
-        match receiver.await {
-            Ok(Ok(response)) => response,
-            Ok(Err(code)) => plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("the component answered with an error: {code:?}\n"),
-            ),
-            // The instance ended without answering: say why.
-            Err(_) => {
-                let failure = match task.await {
-                    Ok(Some(failure)) => failure,
-                    Ok(None) => Failure::NoResponse,
-                    Err(join) => Failure::Error(wasmtime::Error::msg(join.to_string())),
-                };
-                plain(failure.status(), &format!("{}\n", failure.message()))
-            }
-        }
-    }
-
-    fn classify(&self, err: wasmtime::Error, memory_cap_hit: bool) -> Failure {
-        if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return Failure::Deadline(self.request_timeout);
-        }
-        if memory_cap_hit {
-            return Failure::MemoryCap(self.max_memory);
-        }
-        match err.downcast::<Unprovided>() {
-            Ok(unprovided) => Failure::Unprovided(unprovided),
-            Err(err) => Failure::Error(err),
+        match &self.handler {
+            Handler::P2(pre) => super::p2::respond(self, pre, request, slot).await,
+            Handler::P3(handler) => super::p3::respond(self, handler, request, slot).await,
         }
     }
 }

@@ -1,0 +1,42 @@
+//! The `Store` of one served component instance: its WASI, HTTP and key-value state, the
+//! memory cap and the epoch callback that keeps instances fair and enforces deadlines.
+
+use std::time::Instant;
+
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
+
+use crate::host::{HostState, Prepared};
+
+/// Makes the stores of served instances; shared by every request and worker.
+pub struct Instances {
+    /// Buckets, grants and the compiled component.
+    pub prepared: Prepared,
+    /// `--max-memory`, per instance.
+    pub max_memory: usize,
+    /// `--env` entries.
+    pub env: Vec<(String, String)>,
+}
+
+impl Instances {
+    /// A store for one instance on `engine`. It yields to other instances at every epoch
+    /// tick; with a `deadline` (an instance that serves one request) it traps once the
+    /// deadline has passed. A reused instance has none: its requests' deadlines are enforced
+    /// by the worker that runs it (see `p3`).
+    pub fn store(&self, engine: &Engine, deadline: Option<Instant>) -> Store<HostState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr();
+        for (name, value) in &self.env {
+            wasi.env(name, value);
+        }
+        let state = self.prepared.instance_state(wasi.build(), self.max_memory);
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.memory_cap);
+        store.epoch_deadline_callback(move |_| match deadline {
+            Some(deadline) if Instant::now() >= deadline => Err(Trap::Interrupt.into()),
+            _ => Ok(UpdateDeadline::Yield(1)),
+        });
+        store.set_epoch_deadline(1);
+        store
+    }
+}

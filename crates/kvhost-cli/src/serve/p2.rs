@@ -1,0 +1,89 @@
+//! WASIp2 handlers (`wasi:http/incoming-handler@0.2.x`): a fresh instance per request.
+//!
+//! The instance gets its own `Store` and a deadline enforced twice: by epoch interruption for
+//! a guest that computes, and by a timer for one that waits in a host call. The response head
+//! goes out as soon as the guest calls `response-outparam.set`; the body streams while the
+//! instance keeps running, and the admission slot is held until the instance ends.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use super::request::{plain, Failure, Server};
+use crate::host::HostState;
+
+/// Answers `request` with a fresh instance of `pre`, holding `slot` until the instance ends.
+pub async fn respond(
+    server: &Arc<Server>,
+    pre: &ProxyPre<HostState>,
+    request: Request<Incoming>,
+    slot: OwnedSemaphorePermit,
+) -> Response<HyperOutgoingBody> {
+    let deadline = Instant::now() + server.request_timeout;
+    let mut store = server.instances.store(pre.engine(), Some(deadline));
+
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let resources = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request);
+    let resources = resources.and_then(|request| {
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        Ok((request, out))
+    });
+    let (request, out) = match resources {
+        Ok(resources) => resources,
+        Err(err) => return plain(StatusCode::BAD_REQUEST, &format!("bad request: {err}\n")),
+    };
+
+    let server = Arc::clone(server);
+    let pre = pre.clone();
+    let task = tokio::spawn(async move {
+        let _slot = slot;
+        let _in_flight = server.in_flight.clone();
+        server.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        let called = tokio::time::timeout(server.request_timeout, async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, out)
+                .await
+        })
+        .await;
+        server.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let failure = match called {
+            Ok(Ok(())) => return None,
+            Err(_elapsed) => Failure::Deadline(server.request_timeout),
+            Ok(Err(err)) => Failure::classify(
+                err,
+                store.data().memory_cap.hit,
+                server.request_timeout,
+                server.instances.max_memory,
+            ),
+        };
+        tracing::warn!("{}", failure.message());
+        Some(failure)
+    });
+
+    match receiver.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(code)) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the component answered with an error: {code:?}\n"),
+        ),
+        // The instance ended without answering: say why.
+        Err(_) => match task.await {
+            Ok(Some(failure)) => failure.response(),
+            Ok(None) => Failure::NoResponse.response(),
+            Err(join) => Failure::Error(wasmtime::Error::msg(join.to_string())).response(),
+        },
+    }
+}

@@ -1,0 +1,296 @@
+//! WASIp3 handlers (`wasi:http/handler@0.3`): instances that take several requests, one after
+//! another and at the same time.
+//!
+//! wasmtime's [`ProxyHandler`] runs the instances ("workers"); kvhost says how: [`Workers`]
+//! makes an instance, [`Worker`] decides which requests it takes (`--instance-max-requests`
+//! in its life, `--instance-max-concurrent` at once) and how long each may take
+//! (`--request-timeout`), and [`Expiration`] retires it (idle past
+//! `--instance-idle-timeout`; or busy past the request timeout, the guard for a guest that
+//! computes without yielding).
+//!
+//! Invariants:
+//! - A trapped instance is never reused: a trap ends its worker (wasmtime stops the store's
+//!   event loop), and every request it held fails with the cause ([`Worker::drop`] fills each
+//!   request's [`Verdict`]).
+//! - A timed-out instance takes no new request: once one of its requests expires the worker
+//!   stops accepting, lets the others finish or expire, and ends.
+//! - Every worker holds a clone of the server's `in_flight` sender, so shutdown waits for
+//!   instances still running after their responses (post-return work may write to buckets).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    ExpirationError, HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, TrapOrPanicError,
+    WorkerExpiration, WorkerState, WorkerStatus,
+};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::WasiHttpView;
+
+use super::instance::Instances;
+use super::request::{plain, Failure, Server};
+use crate::cli::ReuseArgs;
+use crate::host::HostState;
+
+/// What a request hears when its instance fails before answering it: the status and message
+/// of the failure, set by the worker that ran it.
+pub type Verdict = Arc<VerdictSlot>;
+
+/// The slot behind a [`Verdict`].
+pub type VerdictSlot = Mutex<Option<(StatusCode, String)>>;
+
+/// How instances are made and reused; the state behind the server's `ProxyHandler`.
+pub struct Workers {
+    /// The component, linked for WASIp3.
+    pub pre: ServicePre<HostState>,
+    /// Store set-up.
+    pub instances: Arc<Instances>,
+    /// `--instance-*` flags.
+    pub reuse: ReuseArgs,
+    /// `--request-timeout`.
+    pub request_timeout: Duration,
+    /// Cloned into every worker (see the module invariants).
+    pub in_flight: mpsc::Sender<()>,
+}
+
+impl HandlerState for Workers {
+    type StoreData = HostState;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
+        let mut store = self.instances.store(self.pre.engine(), None);
+        let service =
+            tokio::time::timeout(self.request_timeout, self.pre.instantiate_async(&mut store))
+                .await
+                .map_err(|_| {
+                    wasmtime::Error::msg(
+                        "instantiating the component took longer than --request-timeout",
+                    )
+                })??;
+        Ok(Instance {
+            store,
+            proxy: Proxy::P3(service),
+            view: <HostState as WasiHttpView>::http,
+            expiration: Expiration {
+                idle: self.reuse.instance_idle_timeout,
+                busy: self.request_timeout,
+                timer: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
+            },
+            state: Worker {
+                max_requests: self.reuse.instance_max_requests as usize,
+                max_concurrent: self.reuse.instance_max_concurrent as usize,
+                request_timeout: self.request_timeout,
+                max_memory: self.instances.max_memory,
+                requests: Mutex::new(Vec::new()),
+                _in_flight: self.in_flight.clone(),
+            },
+        })
+    }
+}
+
+/// One instance's policy and the requests it has taken.
+pub struct Worker {
+    max_requests: usize,
+    max_concurrent: usize,
+    request_timeout: Duration,
+    max_memory: usize,
+    /// The verdicts of the requests this instance took (dead ones are pruned on the way).
+    requests: Mutex<Vec<Weak<VerdictSlot>>>,
+    _in_flight: mpsc::Sender<()>,
+}
+
+impl WorkerState for Worker {
+    type StoreData = HostState;
+    type RequestData = Verdict;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.max_requests {
+            ShouldAccept::Never
+        } else if concurrent >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, HostState>,
+        verdict: Verdict,
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        if let Ok(mut requests) = self.requests.lock() {
+            requests.retain(|request| request.strong_count() > 0);
+            requests.push(Arc::downgrade(&verdict));
+        }
+        Box::pin(tokio::time::sleep(self.request_timeout))
+    }
+
+    fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
+        let Err(err) = result else {
+            return;
+        };
+        let failure = Failure::classify(
+            err,
+            store.data().memory_cap.hit,
+            self.request_timeout,
+            self.max_memory,
+        );
+        tracing::warn!("instance discarded: {}", failure.message());
+        let verdict = (failure.status(), failure.message());
+        drop(store);
+        let Ok(requests) = self.requests.lock() else {
+            return;
+        };
+        for request in requests.iter().filter_map(Weak::upgrade) {
+            if let Ok(mut slot) = request.lock() {
+                slot.get_or_insert_with(|| verdict.clone());
+            }
+        }
+    }
+}
+
+/// When an instance is retired: idle longer than `idle`, or with a request (or post-return
+/// work) older than `busy`.
+pub struct Expiration {
+    idle: Duration,
+    busy: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let limit = match status {
+            WorkerStatus::Idle => self.idle,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => self.busy,
+        };
+        let Some(deadline) = start.checked_add(limit) else {
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        self.timer.as_mut().poll(cx)
+    }
+}
+
+/// Answers `request` through `handler` (an idle or new instance), holding `slot` until the
+/// response body is done.
+pub async fn respond(
+    server: &Arc<Server>,
+    handler: &ProxyHandler<Workers>,
+    request: Request<Incoming>,
+    slot: OwnedSemaphorePermit,
+) -> Response<HyperOutgoingBody> {
+    let verdict = Verdict::default();
+    let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+    let in_flight = InFlight::new(server, slot);
+    let handled = tokio::time::timeout(
+        server.request_timeout,
+        handler.handle(Arc::clone(&verdict), request),
+    )
+    .await;
+    let err = match handled {
+        Ok(Ok(response)) => {
+            return response.map(|body| {
+                Held {
+                    body,
+                    _in_flight: in_flight,
+                }
+                .boxed_unsync()
+            })
+        }
+        Ok(Err(err)) => err,
+        Err(_elapsed) => return Failure::Deadline(server.request_timeout).response(),
+    };
+    let failure = if err.is::<ExpirationError>() {
+        Failure::Deadline(server.request_timeout)
+    } else if err.is::<TrapOrPanicError>() {
+        // The worker filled in the cause when it dropped the instance.
+        if let Some((status, message)) = verdict.lock().ok().and_then(|slot| slot.clone()) {
+            return plain(status, &format!("{message}\n"));
+        }
+        Failure::Error(err)
+    } else if let Some(code) = err.downcast_ref::<ErrorCode>() {
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the component answered with an error: {code:?}\n"),
+        );
+    } else {
+        Failure::Error(err)
+    };
+    tracing::warn!("{}", failure.message());
+    failure.response()
+}
+
+/// A request between admission and the end of its response body: holds the admission slot
+/// and counts as in flight.
+struct InFlight {
+    server: Arc<Server>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl InFlight {
+    fn new(server: &Arc<Server>, slot: OwnedSemaphorePermit) -> Self {
+        server.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            server: Arc::clone(server),
+            _slot: slot,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.server
+            .metrics
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request [`InFlight`] until it is done or dropped.
+struct Held {
+    body: HyperOutgoingBody,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Held {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
