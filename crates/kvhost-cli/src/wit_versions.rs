@@ -324,8 +324,8 @@ mod tests {
 
     #[test]
     fn nothing_to_rename_and_malformed_input() {
-        let plain = wat::parse_str(r#"(component (import "wasi:cli/stdout@0.2.6" (instance)))"#)
-            .unwrap();
+        let plain =
+            wat::parse_str(r#"(component (import "wasi:cli/stdout@0.2.6" (instance)))"#).unwrap();
         assert!(alias_release_candidates(&plain).unwrap().is_none());
         assert!(alias_release_candidates(b"not wasm").unwrap().is_none());
         let mut truncated = plain.clone();

@@ -4,122 +4,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use support::http::Client;
+use support::served::{kv, runtime, send, serve};
 use support::{cache_dir, guest, KVHOST};
-
-/// A running `kvhost serve`, stopped (SIGKILL) on drop if a test did not stop it.
-struct Served {
-    child: Child,
-    address: SocketAddr,
-    metrics: Option<SocketAddr>,
-    log: mpsc::Receiver<String>,
-}
-
-/// Starts `kvhost serve` on an ephemeral loopback port with embedded buckets in `dir`.
-fn serve(dir: &Path, component: &Path, extra: &[&str]) -> Served {
-    let mut child = Command::new(KVHOST)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--cache-dir")
-        .arg(cache_dir())
-        .args(extra)
-        .arg(component)
-        .current_dir(dir)
-        .env("KVHOST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kvhost serve starts");
-    let (lines, log) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr is piped");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[kvhost] {line}");
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // From here on, a panic kills the child (Drop).
-    let mut served = Served {
-        child,
-        address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        metrics: None,
-        log,
-    };
-    loop {
-        // The first start compiles the component: allow for a slow machine.
-        let line = served
-            .log
-            .recv_timeout(Duration::from_secs(300))
-            .expect("kvhost serve says where it listens");
-        if let Some(address) = address_after(&line, "metrics on http://") {
-            served.metrics = Some(address);
-        }
-        if let Some(address) = address_after(&line, " on http://") {
-            if line.contains("serving ") {
-                served.address = address;
-                return served;
-            }
-        }
-    }
-}
-
-fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    rest.split('/').next()?.parse().ok()
-}
-
-impl Served {
-    /// Sends SIGTERM and waits for the exit; returns the status and the rest of the log.
-    fn stop(mut self) -> (ExitStatus, Vec<String>) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let status = self.child.wait().expect("kvhost serve exits");
-        let log = self.log.try_iter().collect();
-        (status, log)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-fn kv(dir: &Path, args: &[&str]) -> Output {
-    Command::new(KVHOST)
-        .arg("kv")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .expect("kvhost kv runs")
-}
-
-async fn send(address: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut client = Client::connect(address).await.expect("connects");
-    let reply = client.send(method, path, body).await.expect("answers");
-    (reply.status, reply.text())
-}
 
 /// The acceptance test: 2,000 clients at once, each on its own connection, store and
 /// read back a key through the Spin SDK's wasi_keyvalue_store and bump a shared counter; no

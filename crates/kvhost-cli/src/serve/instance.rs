@@ -1,11 +1,14 @@
 //! The `Store` of one served component instance: its WASI, HTTP and key-value state, the
 //! memory cap and the epoch callback that keeps instances fair and enforces deadlines.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
+use super::metrics::Metrics;
 use crate::host::{HostState, Prepared};
 
 /// Makes the stores of served instances; shared by every request and worker.
@@ -16,6 +19,8 @@ pub struct Instances {
     pub max_memory: usize,
     /// `--env` entries.
     pub env: Vec<(String, String)>,
+    /// Counts the instances started.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Instances {
@@ -24,6 +29,7 @@ impl Instances {
     /// deadline has passed. A reused instance has none: its requests' deadlines are enforced
     /// by the worker that runs it (see `p3`).
     pub fn store(&self, engine: &Engine, deadline: Option<Instant>) -> Store<HostState> {
+        self.metrics.instances.fetch_add(1, Ordering::Relaxed);
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         for (name, value) in &self.env {

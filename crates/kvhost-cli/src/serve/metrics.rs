@@ -40,6 +40,8 @@ pub struct Metrics {
     pub in_flight: AtomicU64,
     /// Requests waiting for a slot now.
     pub queued: AtomicU64,
+    /// Component instances started (one per request for WASIp2; fewer when reused).
+    pub instances: AtomicU64,
     buckets: RwLock<BTreeMap<String, Arc<BucketCounters>>>,
 }
 
@@ -125,6 +127,12 @@ impl Metrics {
                 "gauge",
                 "Requests waiting for a slot.",
                 &self.queued,
+            ),
+            (
+                "kvhost_instances_started_total",
+                "counter",
+                "Component instances started (WASIp3 instances serve several requests).",
+                &self.instances,
             ),
         ];
         for (name, kind, help, value) in gauges {

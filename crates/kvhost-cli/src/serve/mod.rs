@@ -79,6 +79,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
         prepared,
         max_memory: args.host.max_memory,
         env: args.host.env.clone(),
+        metrics: Arc::clone(&metrics),
     });
     let (handler, generation) = match linked {
         Linked::P2(pre) => (
@@ -92,6 +93,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
                 reuse: args.reuse,
                 request_timeout: args.request_timeout,
                 in_flight: in_flight.clone(),
+                permits: Arc::new(tokio::sync::Semaphore::new(args.max_concurrency as usize)),
             })),
             format!(
                 "WASIp3, up to {} requests per instance, {} at once",

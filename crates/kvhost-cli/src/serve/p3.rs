@@ -28,7 +28,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{
@@ -64,6 +64,11 @@ pub struct Workers {
     pub request_timeout: Duration,
     /// Cloned into every worker (see the module invariants).
     pub in_flight: mpsc::Sender<()>,
+    /// One permit per instance the pooling allocator holds (`--max-concurrency`): a worker
+    /// takes one before instantiating and keeps it for life, so a burst waits for an
+    /// instance instead of failing on a full pool (idle workers retire within
+    /// `--instance-idle-timeout`).
+    pub permits: Arc<Semaphore>,
 }
 
 impl HandlerState for Workers {
@@ -72,6 +77,18 @@ impl HandlerState for Workers {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
+        let permit = tokio::time::timeout(
+            self.request_timeout,
+            Arc::clone(&self.permits).acquire_owned(),
+        )
+        .await
+        .map_err(|_| {
+            wasmtime::Error::msg(
+                "no instance became free within --request-timeout (all --max-concurrency \
+                 instances are busy)",
+            )
+        })?
+        .map_err(|_| wasmtime::Error::msg("kvhost is shutting down"))?;
         let mut store = self.instances.store(self.pre.engine(), None);
         let service =
             tokio::time::timeout(self.request_timeout, self.pre.instantiate_async(&mut store))
@@ -97,6 +114,7 @@ impl HandlerState for Workers {
                 max_memory: self.instances.max_memory,
                 requests: Mutex::new(Vec::new()),
                 _in_flight: self.in_flight.clone(),
+                _permit: permit,
             },
         })
     }
@@ -111,6 +129,8 @@ pub struct Worker {
     /// The verdicts of the requests this instance took (dead ones are pruned on the way).
     requests: Mutex<Vec<Weak<VerdictSlot>>>,
     _in_flight: mpsc::Sender<()>,
+    /// Freed when the worker ends (after its store is dropped).
+    _permit: OwnedSemaphorePermit,
 }
 
 impl WorkerState for Worker {

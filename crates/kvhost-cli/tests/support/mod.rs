@@ -5,6 +5,7 @@
 
 pub mod hello;
 pub mod http;
+pub mod served;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
