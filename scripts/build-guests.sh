@@ -5,6 +5,7 @@
 #   target/guests/draft.wasm   wasi:keyvalue@0.2.0-draft conformance guest
 #   target/guests/bench.wasm   the benchmark loop (0.2.0-draft, runs under wasmtime too)
 #   target/guests/demo.wasm    the README's demo: a guest book (0.2.0-draft2)
+#   target/guests/runp3.wasm   a WASIp3 command (wasi:cli/run@0.3.0) using 0.2.0-draft2
 #   target/guests/spin.wasm    a Spin HTTP app (spin-sdk 3.x, world spin-http, WASIp2)
 #   target/guests/spin5.wasm   guests/spinp3 built with spin-sdk 5.x (WASIp3, wasi:http@0.3.0)
 #   target/guests/spin4.wasm   guests/spinp3 built with spin-sdk 4.x (WASIp3 release candidate)
@@ -55,9 +56,9 @@ build_spin() { # name source-dir venv world
     mv "$wasm.tmp" "$wasm"
 }
 
-declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2
+declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2 [runp3]=kv-run-p3
     [spin]=spin [spin5]=spin [spin4]=spin)
-for name in "${@:-draft2 draft bench demo spin spin5 spin4}"; do
+for name in "${@:-draft2 draft bench demo runp3 spin spin5 spin4}"; do
     for one in $name; do
         case "$one" in
             spin) build_spin spin spin .venv-spin spin-http ;;

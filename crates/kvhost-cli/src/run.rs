@@ -1,7 +1,9 @@
 //! `kvhost run`: run a `wasi:cli/run` component once, with buckets, and exit with its status.
 //!
-//! The component gets stdio, its arguments (argv[0] is the component's file name), this
-//! process's environment plus `--env` entries, and `wasi:keyvalue` (both drafts) over the
+//! Both generations run: `wasi:cli/run@0.2.x` (called as a plain async call) and
+//! `wasi:cli/run@0.3.x` (WASIp3, called inside the store's concurrent event loop). The
+//! component gets stdio, its arguments (argv[0] is the component's file name), this process's
+//! environment plus `--env` entries, and every key-value interface of `kvhost-wasi` over the
 //! configured buckets. It runs under a memory cap (a `ResourceLimiter`) and, with `--timeout`, an
 //! execution deadline (epoch interruption). What the guest hit is said in plain words.
 
@@ -9,7 +11,7 @@ use anyhow::{Context, Result};
 use wasmtime::component::Linker;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{I32Exit, WasiCtx};
+use wasmtime_wasi::{p3, I32Exit, WasiCtx};
 
 use crate::cli::RunArgs;
 use crate::host::{wasm_error, HostState, Prepared};
@@ -28,6 +30,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     let mut linker = Linker::<HostState>::new(&engine);
     let linker_error = |err| wasm_error("cannot set up the component linker", err);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(linker_error)?;
     kvhost_wasi::add_to_linker(&mut linker).map_err(linker_error)?;
 
     let mut wasi = WasiCtx::builder();
@@ -55,8 +58,18 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     }
 
     let outcome = async {
-        let command = Command::instantiate_async(&mut store, &prepared.component, &linker).await?;
-        command.wasi_cli_run().call_run(&mut store).await
+        let instance = linker
+            .instantiate_async(&mut store, &prepared.component)
+            .await?;
+        if let Ok(command) = p3::bindings::Command::new(&mut store, &instance) {
+            return store
+                .run_concurrent(async |store| command.wasi_cli_run().call_run(store).await)
+                .await?;
+        }
+        Command::new(&mut store, &instance)?
+            .wasi_cli_run()
+            .call_run(&mut store)
+            .await
     }
     .await;
     // Whatever the guest did, what it wrote is flushed before we exit.

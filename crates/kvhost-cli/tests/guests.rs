@@ -227,6 +227,28 @@ fn default_bucket_without_config_lives_in_dot_kvhost() {
     assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 50);
 }
 
+/// A WASIp3 command (wasi:cli/run@0.3.0, built with componentize-py 0.25.1) runs too, and
+/// what it stores is there for the next run and for `kvhost kv`.
+#[test]
+fn a_wasip3_command_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for run in 1..=2 {
+        let output = kvhost(dir.path(), &["run"])
+            .arg(guest("runp3"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            format!("hello from WASIp3 (run {run})\n")
+        );
+    }
+    let runs = kvhost(dir.path(), &["kv", "get", "default", "runs"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&runs.stdout), "2");
+}
+
 #[test]
 fn bucket_flag_adds_a_memory_bucket() {
     let dir = tempfile::tempdir().unwrap();
