@@ -6,6 +6,7 @@
 #   target/guests/bench.wasm   the benchmark loop (0.2.0-draft, runs under wasmtime too)
 #   target/guests/demo.wasm    the README's demo: a guest book (0.2.0-draft2)
 #   target/guests/runp3.wasm   a WASIp3 command (wasi:cli/run@0.3.0) using 0.2.0-draft2
+#   target/guests/hellop3.wasm the minimal WASIp3 HTTP handler (its own WIT, guests/hellop3/wit)
 #   target/guests/spin.wasm    a Spin HTTP app (spin-sdk 3.x, world spin-http, WASIp2)
 #   target/guests/spin5.wasm   guests/spinp3 built with spin-sdk 5.x (WASIp3, wasi:http@0.3.0)
 #   target/guests/spin4.wasm   guests/spinp3 built with spin-sdk 4.x (WASIp3 release candidate)
@@ -30,14 +31,14 @@ up_to_date() { # wasm sources...
     [ -f "$wasm" ] && [ -z "$(find -L "$@" "$root/scripts/setup-python.sh" -newer "$wasm" -type f | head -1)" ]
 }
 
-build() { # name world
-    local name="$1" world="$2" wasm="$out/$1.wasm"
-    if up_to_date "$wasm" "$root/guests/$name" "$root/guests/common" "$root/guests/wit" "$root/wit"; then
+build() { # name world [wit-dir]
+    local name="$1" world="$2" wit="${3:-$root/guests/wit}" wasm="$out/$1.wasm"
+    if up_to_date "$wasm" "$root/guests/$name" "$root/guests/common" "$wit" "$root/wit"; then
         return
     fi
     echo "==> building guest $name ($world)" >&2
     (cd "$root/guests/$name" &&
-        "$root/.venv/bin/componentize-py" --quiet -d "$root/guests/wit" -w "$world" \
+        "$root/.venv/bin/componentize-py" --quiet -d "$wit" -w "$world" \
             componentize -p . -p ../common app -o "$wasm.tmp")
     mv "$wasm.tmp" "$wasm"
 }
@@ -57,13 +58,14 @@ build_spin() { # name source-dir venv world
 }
 
 declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2 [runp3]=kv-run-p3
-    [spin]=spin [spin5]=spin [spin4]=spin)
-for name in "${@:-draft2 draft bench demo runp3 spin spin5 spin4}"; do
+    [spin]=spin [spin5]=spin [spin4]=spin [hellop3]=hello-p3)
+for name in "${@:-draft2 draft bench demo runp3 hellop3 spin spin5 spin4}"; do
     for one in $name; do
         case "$one" in
             spin) build_spin spin spin .venv-spin spin-http ;;
             spin5) build_spin spin5 spinp3 .venv-spin5 spin:up/http-trigger@4.1.0 ;;
             spin4) build_spin spin4 spinp3 .venv-spin4 spin:up/http-trigger@4.0.0 ;;
+            hellop3) build hellop3 hello-p3 "$root/guests/hellop3/wit" ;;
             *)
                 [ -n "${worlds[$one]:-}" ] || { echo "unknown guest $one (known: ${!worlds[*]})" >&2; exit 2; }
                 build "$one" "${worlds[$one]}"

@@ -1,21 +1,30 @@
-//! Serve benchmark: HTTP requests per second through `kvhost serve`, side by side with the
-//! anchor, `wasmtime serve` (wasmtime-cli 48.0.8), from one run.
+//! Serve benchmark: HTTP requests per second through `kvhost serve`, side by side with its
+//! anchors from one run: `wasmtime serve` (wasmtime-cli 48.0.8) and, when `SPIN_BIN` names a
+//! `spin` binary, `spin up` (nothing in the project builds or downloads Spin).
 //!
 //! ```text
 //! ./scripts/install-anchors.sh              # once: wasmtime-cli 48.0.8 into target/anchors
 //! cargo bench -p kvhost-cli --bench serve   # add `-- --quick` for one short round
+//! SPIN_BIN=/path/to/spin cargo bench -p kvhost-cli --bench serve   # adds `spin up`
 //! ```
 //!
-//! (a) The minimal handler (guests/hello/hello.wat: 200 "hello\n") under both hosts: what
-//!     a host adds per request. Target: kvhost >= 0.9x wasmtime serve.
-//! (b) The Spin Python app (guests/spin/app.py) doing one `set` and one `get` per request
-//!     (`POST /hit/KEY`) on an embedded bucket, durable (`immediate`) and `relaxed`. No other
-//!     host runs this app unchanged, so (b) has no anchor column.
+//! (a) The minimal WASIp2 handler (guests/hello/hello.wat: 200 "hello\n") under both hosts,
+//!     one instance per request: what a host adds per request. Target: >= 0.9x.
+//! (b) The spin-sdk 3.4.1 app (guests/spin/app.py) doing one `set` and one `get` per request
+//!     (`POST /hit/KEY`) on an embedded bucket, durable (`immediate`) and `relaxed`.
+//! (c) The spin-sdk 5.0.0 app (guests/spinp3/app.py) doing the same through
+//!     `spin_sdk.key_value` (`spin:key-value@3.0.0`), instances reused (the default) and fresh
+//!     per request (`--instance-max-requests 1`), against (b)'s durable figure. Target: the
+//!     reused app >= 5x the 3.4.1 app at 32 clients.
+//! (d) The minimal WASIp3 handler (guests/hellop3/app.py) under kvhost serve and under
+//!     `wasmtime serve -Wcomponent-model-async -Sp3`, both reusing instances (their defaults).
+//!     Target: >= 1.0x.
+//! (e) With SPIN_BIN: the spin-sdk 3.4.1 and 4.0.0 apps under `spin up` (a default
+//!     key-value store) next to kvhost serving them. Target: >= 1.5x `spin up` at 32 clients.
 //!
 //! Each configuration runs with 1 and 32 keep-alive clients (the load generator of
 //! tests/support/http.rs, in this process) for `SECONDS` after a warm-up; configurations are
-//! interleaved round by round and the table shows the median round. Both hosts create one
-//! instance per request from a pooling allocator.
+//! interleaved round by round and the table shows the median round.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -37,10 +46,21 @@ struct Server {
     name: &'static str,
     /// The requests each client sends: (method, path, body) for (client, sequence number).
     request: fn(usize, u64) -> (&'static str, String, Vec<u8>),
-    /// Whether it serves the same component as the anchor, so a ratio means something.
-    same_as_anchor: bool,
+    /// The server its ratio is taken against (the same component on another host, or the
+    /// same work on another app), if any.
+    versus: Option<&'static str>,
     start: Box<dyn Fn(&Path) -> Running>,
 }
+
+const WASMTIME_HELLO: &str = "wasmtime serve, hello";
+const KVHOST_HELLO: &str = "kvhost serve, hello";
+const SPIN3_IMMEDIATE: &str = "spin-sdk 3.4.1 app";
+const SPIN5_REUSED: &str = "spin-sdk 5.0.0 app, reused";
+const WASMTIME_HELLO_P3: &str = "wasmtime serve, p3 hello";
+const KVHOST_HELLO_P3: &str = "kvhost serve, p3 hello";
+const SPIN_UP_3: &str = "spin up, spin-sdk 3.4.1 app";
+const SPIN_UP_4: &str = "spin up, spin-sdk 4.0.0 app";
+const SPIN4_REUSED: &str = "spin-sdk 4.0.0 app, reused";
 
 /// A started server process, killed on drop.
 struct Running {
@@ -70,54 +90,101 @@ fn main() {
     let root = repo_root();
     let wasmtime = find_anchor(&root);
     let hello_wasm = support::hello::hello_component();
-    let spin_wasm = guest("spin");
     let work = tempfile::tempdir().expect("temp dir");
 
-    let servers = vec![
-        Server {
-            name: "wasmtime serve (anchor)",
-            request: hello,
-            same_as_anchor: true,
-            start: {
-                let (wasmtime, component) = (wasmtime.clone(), hello_wasm.clone());
-                Box::new(move |_dir: &Path| start_wasmtime(&wasmtime, &component))
-            },
-        },
-        Server {
-            name: "kvhost serve",
-            request: hello,
-            same_as_anchor: true,
-            start: {
-                let component = hello_wasm.clone();
-                Box::new(move |dir: &Path| start_kvhost(dir, &component, &[]))
-            },
-        },
-        Server {
-            name: "spin app, immediate",
-            request: hit,
-            same_as_anchor: false,
-            start: {
-                let component = spin_wasm.clone();
-                Box::new(move |dir: &Path| start_kvhost(dir, &component, &[]))
-            },
-        },
-        Server {
-            name: "spin app, relaxed",
-            request: hit,
-            same_as_anchor: false,
-            start: {
-                let component = spin_wasm.clone();
-                Box::new(move |dir: &Path| {
-                    std::fs::write(
-                        dir.join("kvhost.toml"),
-                        "[buckets.default]\ndurability = \"relaxed\"\n",
-                    )
-                    .expect("config written");
-                    start_kvhost(dir, &component, &["--config", "kvhost.toml"])
-                })
-            },
-        },
+    let kvhost = |component: &PathBuf, extra: &'static [&'static str]| {
+        let component = component.clone();
+        Box::new(move |dir: &Path| start_kvhost(dir, &component, extra))
+            as Box<dyn Fn(&Path) -> Running>
+    };
+    let wasmtime_serve = |component: &PathBuf, extra: &'static [&'static str]| {
+        let (wasmtime, component) = (wasmtime.clone(), component.clone());
+        Box::new(move |_dir: &Path| start_wasmtime(&wasmtime, &component, extra))
+            as Box<dyn Fn(&Path) -> Running>
+    };
+    let (spin3, spin5, spin4) = (guest("spin"), guest("spin5"), guest("spin4"));
+    let hello_p3 = guest("hellop3");
+    let server = |name, request, versus, start| Server {
+        name,
+        request,
+        versus,
+        start,
+    };
+    let mut servers = vec![
+        server(
+            WASMTIME_HELLO,
+            hello,
+            None,
+            wasmtime_serve(&hello_wasm, &[]),
+        ),
+        server(
+            KVHOST_HELLO,
+            hello,
+            Some(WASMTIME_HELLO),
+            kvhost(&hello_wasm, &[]),
+        ),
+        server(SPIN3_IMMEDIATE, hit, None, kvhost(&spin3, &[])),
+        server(
+            "spin-sdk 3.4.1 app, relaxed",
+            hit,
+            Some(SPIN3_IMMEDIATE),
+            Box::new(move |dir: &Path| {
+                std::fs::write(
+                    dir.join("kvhost.toml"),
+                    "[buckets.default]\ndurability = \"relaxed\"\n",
+                )
+                .expect("config written");
+                start_kvhost(dir, &spin3, &["--config", "kvhost.toml"])
+            }),
+        ),
+        server(
+            SPIN5_REUSED,
+            hit,
+            Some(SPIN3_IMMEDIATE),
+            kvhost(&spin5, &[]),
+        ),
+        server(
+            "spin-sdk 5.0.0 app, fresh",
+            hit,
+            Some(SPIN3_IMMEDIATE),
+            kvhost(&spin5, &["--instance-max-requests", "1"]),
+        ),
+        server(
+            WASMTIME_HELLO_P3,
+            hello,
+            None,
+            wasmtime_serve(&hello_p3, &["-Wcomponent-model-async", "-Sp3"]),
+        ),
+        server(
+            KVHOST_HELLO_P3,
+            hello,
+            Some(WASMTIME_HELLO_P3),
+            kvhost(&hello_p3, &[]),
+        ),
     ];
+    if let Some(spin) = std::env::var_os("SPIN_BIN").map(PathBuf::from) {
+        let spin_up = |component: &PathBuf| {
+            let (spin, component) = (spin.clone(), component.clone());
+            Box::new(move |dir: &Path| start_spin(&spin, dir, &component))
+                as Box<dyn Fn(&Path) -> Running>
+        };
+        let spin3 = guest("spin");
+        servers.push(server(SPIN_UP_3, hit, None, spin_up(&spin3)));
+        servers.push(server(SPIN_UP_4, hit, None, spin_up(&spin4)));
+        servers.push(server(
+            SPIN4_REUSED,
+            hit,
+            Some(SPIN_UP_4),
+            kvhost(&spin4, &[]),
+        ));
+        // kvhost serving the 3.4.1 app, against spin up serving it.
+        servers.push(server(
+            "spin-sdk 3.4.1 app vs spin up",
+            hit,
+            Some(SPIN_UP_3),
+            kvhost(&spin3, &[]),
+        ));
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -172,24 +239,28 @@ fn print_table(
 ) {
     println!();
     println!(
-        "kvhost serve vs {ANCHOR_VERSION} serve: median of {rounds} round(s) of {seconds} s, \
-         keep-alive clients on loopback, one instance per request"
+        "kvhost serve vs {ANCHOR_VERSION} serve (and spin up with SPIN_BIN): median of \
+         {rounds} round(s) of {seconds} s, keep-alive clients on loopback"
     );
     println!(
-        "{:<26} {:>7} {:>11} {:>10} {:>10} {:>9}",
-        "server", "clients", "req/s", "p50", "p99", "vs anchor"
+        "{:<30} {:>7} {:>9} {:>10} {:>10} {:>9}  versus",
+        "server", "clients", "req/s", "p50", "p99", "ratio"
     );
+    let ratio = |name: &str, versus: &str, clients| {
+        median(&results[&(name, clients)]).rps() / median(&results[&(versus, clients)]).rps()
+    };
     for server in servers {
         for clients in CLIENTS {
             let report = median(&results[&(server.name, clients)]);
-            let anchor = median(&results[&("wasmtime serve (anchor)", clients)]);
-            let ratio = if server.same_as_anchor {
-                format!("{:.2}x", report.rps() / anchor.rps())
-            } else {
-                "-".to_string()
+            let (ratio, versus) = match server.versus {
+                Some(versus) => (
+                    format!("{:.2}x", ratio(server.name, versus, clients)),
+                    versus,
+                ),
+                None => ("-".to_string(), ""),
             };
             println!(
-                "{:<26} {:>7} {:>11.0} {:>10.2?} {:>10.2?} {:>9}",
+                "{:<30} {:>7} {:>9.0} {:>10.2?} {:>10.2?} {:>9}  {versus}",
                 server.name,
                 clients,
                 report.rps(),
@@ -199,16 +270,29 @@ fn print_table(
             );
         }
     }
-    let target = |clients| {
-        let ours = median(&results[&("kvhost serve", clients)]).rps();
-        let anchor = median(&results[&("wasmtime serve (anchor)", clients)]).rps();
-        ours / anchor
-    };
     println!(
-        "target (a): kvhost serve >= 0.9x wasmtime serve: 1 client {:.2}x, 32 clients {:.2}x",
-        target(1),
-        target(32)
+        "target (a): kvhost serve >= 0.9x wasmtime serve, WASIp2 hello: 1 client {:.2}x, 32 clients {:.2}x",
+        ratio(KVHOST_HELLO, WASMTIME_HELLO, 1),
+        ratio(KVHOST_HELLO, WASMTIME_HELLO, 32)
     );
+    println!(
+        "target (c): reused spin-sdk 5.0.0 app >= 5x the spin-sdk 3.4.1 app at 32 clients: {:.2}x",
+        ratio(SPIN5_REUSED, SPIN3_IMMEDIATE, 32)
+    );
+    println!(
+        "target (d): kvhost serve >= 1.0x wasmtime serve, WASIp3 hello: 1 client {:.2}x, 32 clients {:.2}x",
+        ratio(KVHOST_HELLO_P3, WASMTIME_HELLO_P3, 1),
+        ratio(KVHOST_HELLO_P3, WASMTIME_HELLO_P3, 32)
+    );
+    if results.contains_key(&(SPIN_UP_4, 32)) {
+        println!(
+            "target (e): kvhost >= 1.5x spin up at 32 clients: spin-sdk 4.0.0 app {:.2}x, 3.4.1 app {:.2}x",
+            ratio(SPIN4_REUSED, SPIN_UP_4, 32),
+            ratio("spin-sdk 3.4.1 app vs spin up", SPIN_UP_3, 32)
+        );
+    } else {
+        println!("target (e): not measured (set SPIN_BIN to a spin binary to add spin up)");
+    }
 }
 
 fn start_kvhost(dir: &Path, component: &Path, extra: &[&str]) -> Running {
@@ -231,10 +315,11 @@ fn start_kvhost(dir: &Path, component: &Path, extra: &[&str]) -> Running {
     running
 }
 
-fn start_wasmtime(wasmtime: &Path, component: &Path) -> Running {
+fn start_wasmtime(wasmtime: &Path, component: &Path, extra: &[&str]) -> Running {
     let address = free_port();
     let child = Command::new(wasmtime)
         .arg("serve")
+        .args(extra)
         .arg("--addr")
         .arg(address.to_string())
         .arg(component)
@@ -242,6 +327,31 @@ fn start_wasmtime(wasmtime: &Path, component: &Path) -> Running {
         .stderr(Stdio::null())
         .spawn()
         .expect("wasmtime serve starts");
+    let running = Running { child, address };
+    wait_for(address);
+    running
+}
+
+/// `spin up` serving `component` as an HTTP app with the default key-value store (Spin's own
+/// SQLite file in `dir`), from a manifest written into `dir`.
+fn start_spin(spin: &Path, dir: &Path, component: &Path) -> Running {
+    let address = free_port();
+    let manifest = format!(
+        "spin_manifest_version = 2\n\
+         [application]\nname = \"kvhost-bench\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"app\"\n\
+         [component.app]\nsource = {source:?}\nkey_value_stores = [\"default\"]\n",
+        source = component.display().to_string()
+    );
+    std::fs::write(dir.join("spin.toml"), manifest).expect("spin.toml written");
+    let child = Command::new(spin)
+        .args(["up", "--listen", &address.to_string(), "--from"])
+        .arg(dir.join("spin.toml"))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spin up starts (SPIN_BIN)");
     let running = Running { child, address };
     wait_for(address);
     running
