@@ -2,8 +2,8 @@
 //!
 //! This crate is the boundary between WebAssembly components and [`kvhost`]'s buckets. It
 //! serves both `wasi:keyvalue` versions guests are built against, and Spin's own key-value
-//! interface (`fermyon:spin/key-value@2.0.0`, what the Spin SDKs' `key_value` modules call),
-//! on the same buckets:
+//! interfaces (`fermyon:spin/key-value@2.0.0`, what spin-sdk 3.x's `key_value` calls, and the
+//! async `spin:key-value/key-value@3.0.0` of spin-sdk 4.x and 5.x), on the same buckets:
 //!
 //! | package | cursor | `increment` | `get-many` result | CAS |
 //! |---|---|---|---|---|
@@ -20,7 +20,8 @@
 //! - Limits ([`kvhost::Limits`]) are checked before any I/O; a violation, a backend failure or
 //!   a bad cursor is `other(message)`. Nothing a guest passes panics the host.
 //! - Open bucket and CAS handles per instance are capped (`limits.max_open_buckets`,
-//!   `limits.max_open_cas_handles`); past the cap, `open` / `cas.new` return `other`.
+//!   `limits.max_open_cas_handles`); past the cap, `open` / `cas.new` return `other`
+//!   (`store-table-full` for Spin's `spin:key-value@3.0.0`, which has that variant).
 //! - `swap` consumes its CAS handle; a failed swap returns a fresh handle holding the latest
 //!   value, ready for a retry.
 //!

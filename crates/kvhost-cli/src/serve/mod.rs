@@ -74,6 +74,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     }
 
     let (in_flight, mut all_done) = mpsc::channel::<()>(1);
+    let (stop, stopping) = watch::channel(false);
     let registry = prepared.registry.clone();
     let instances = Arc::new(Instances {
         prepared,
@@ -94,6 +95,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
                 request_timeout: args.request_timeout,
                 in_flight: in_flight.clone(),
                 permits: Arc::new(tokio::sync::Semaphore::new(args.max_concurrency as usize)),
+                stopping: stopping.clone(),
             })),
             format!(
                 "WASIp3, up to {} requests per instance, {} at once",
@@ -115,7 +117,6 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
         registry.names().collect::<Vec<_>>().join(", ")
     );
 
-    let (stop, stopping) = watch::channel(false);
     let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {

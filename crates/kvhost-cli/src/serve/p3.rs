@@ -28,7 +28,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{
@@ -69,6 +69,8 @@ pub struct Workers {
     /// instance instead of failing on a full pool (idle workers retire within
     /// `--instance-idle-timeout`).
     pub permits: Arc<Semaphore>,
+    /// Turns true at shutdown: idle instances retire at once instead of after their idle time.
+    pub stopping: watch::Receiver<bool>,
 }
 
 impl HandlerState for Workers {
@@ -106,6 +108,13 @@ impl HandlerState for Workers {
                 idle: self.reuse.instance_idle_timeout,
                 busy: self.request_timeout,
                 timer: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
+                stop: {
+                    let mut stopping = self.stopping.clone();
+                    Box::pin(async move {
+                        let _ = stopping.wait_for(|stop| *stop).await;
+                    })
+                },
+                stopped: false,
             },
             state: Worker {
                 max_requests: self.reuse.instance_max_requests as usize,
@@ -184,12 +193,15 @@ impl WorkerState for Worker {
     }
 }
 
-/// When an instance is retired: idle longer than `idle`, or with a request (or post-return
-/// work) older than `busy`.
+/// When an instance is retired: idle longer than `idle` (or idle at all once kvhost is
+/// shutting down), or with a request (or post-return work) older than `busy`.
 pub struct Expiration {
     idle: Duration,
     busy: Duration,
     timer: Pin<Box<tokio::time::Sleep>>,
+    /// Resolves at shutdown.
+    stop: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+    stopped: bool,
 }
 
 impl WorkerExpiration for Expiration {
@@ -199,6 +211,12 @@ impl WorkerExpiration for Expiration {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
+        if !self.stopped && self.stop.as_mut().poll(cx).is_ready() {
+            self.stopped = true;
+        }
+        if self.stopped && status == WorkerStatus::Idle {
+            return Poll::Ready(());
+        }
         let limit = match status {
             WorkerStatus::Idle => self.idle,
             WorkerStatus::Requests | WorkerStatus::PostReturn => self.busy,
