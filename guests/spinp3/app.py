@@ -22,6 +22,7 @@ Routes (store "default"):
   GET    /variable      reads a Spin variable, which kvhost does not provide    -> 500 naming it
   GET    /spin          computes forever (for the deadline test)
   GET    /hello         "hello" without touching key-value
+  GET    /header/NAME   the value of request header NAME (e.g. Spin's spin-full-url)
 """
 
 from componentize_py_types import Err
@@ -59,6 +60,8 @@ class HttpHandler(http.Handler):
         method = request.method
         if path == "/hello":
             return text(200, "hello")
+        if path.startswith("/header/"):
+            return text(200, request.headers.get(path[len("/header/"):], "(none)"))
         if path.startswith("/kv/"):
             key = path[len("/kv/"):]
             store = await key_value.open_default()

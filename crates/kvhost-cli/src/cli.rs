@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size, parse_time_limit};
 
 /// kvhost: the host side of wasi:keyvalue.
 ///
@@ -79,8 +79,17 @@ pub enum KvCommand {
     },
     /// Delete a key (deleting a missing key succeeds).
     Delete { bucket: String, key: String },
-    /// Print every key of a bucket, one per line.
-    List { bucket: String },
+    /// Print every key of a bucket, one per line (a key with a newline is ambiguous there:
+    /// use --json or -0 for such keys).
+    List {
+        bucket: String,
+        /// Print each key as a JSON string on its own line.
+        #[arg(long, conflicts_with = "null")]
+        json: bool,
+        /// End each key with a NUL byte instead of a newline (for xargs -0).
+        #[arg(short = '0', long = "null")]
+        null: bool,
+    },
     /// Write every entry as JSON lines: {"key": "...", "value": "<base64>"}.
     Export { bucket: String },
     /// Read JSON lines as written by export from FILE or stdin ("-", the default) and set
@@ -144,7 +153,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub host: HostArgs,
     /// Stop the component after this long (e.g. 500ms, 30s, 2m); exit status 124.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_time_limit)]
     pub timeout: Option<Duration>,
     /// The component (.wasm) to run.
     pub component: PathBuf,
@@ -169,7 +178,7 @@ pub struct ServeArgs {
     pub max_queued: u32,
     /// How long one request may take, from entering a slot to the component's end (e.g. 5s);
     /// past it the instance is stopped and the client gets 504 if nothing was sent yet.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_time_limit)]
     pub request_timeout: Duration,
     /// On SIGINT/SIGTERM, how long in-flight requests may still take before kvhost exits.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]

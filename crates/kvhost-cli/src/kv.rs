@@ -66,11 +66,31 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
             bucket.delete(key).await.map_err(|e| op_error(&bucket, e))?;
             Outcome::Done
         }
-        KvCommand::List { bucket } => {
+        KvCommand::List { bucket, json, null } => {
             let bucket = open(&registry, &bucket)?;
             let mut pages = Pages::new(&bucket);
+            let mut warned = false;
             while let Some(keys) = pages.next().await? {
-                write_stdout(|out| keys.iter().try_for_each(|key| writeln!(out, "{key}")))?;
+                if !(json || null || warned) && keys.iter().any(|key| key.contains('\n')) {
+                    warned = true;
+                    eprintln!(
+                        "warning: bucket {:?} has keys with a newline, which this list cannot \
+                         tell apart; use --json or -0",
+                        bucket.name()
+                    );
+                }
+                write_stdout(|out| {
+                    keys.iter().try_for_each(|key| {
+                        if json {
+                            serde_json::to_writer(&mut *out, key)?;
+                            writeln!(out)
+                        } else if null {
+                            write!(out, "{key}\0")
+                        } else {
+                            writeln!(out, "{key}")
+                        }
+                    })
+                })?;
             }
             Outcome::Done
         }
@@ -211,27 +231,44 @@ async fn import(bucket: &BucketHandle, file: &str) -> Result<()> {
     }
     let source = if file == "-" { "stdin" } else { file };
     let mut importer = Importer::new(bucket);
+    let mut stopped = None;
     for (index, line) in input.lines().enumerate() {
         let number = index + 1;
-        let line = line.with_context(|| format!("{source}:{number}: cannot read the line"))?;
-        progress.inc(line.len() as u64 + 1);
-        if line.trim().is_empty() {
-            continue;
+        let entry = async {
+            let line = line.with_context(|| format!("{source}:{number}: cannot read the line"))?;
+            progress.inc(line.len() as u64 + 1);
+            if line.trim().is_empty() {
+                return Ok(());
+            }
+            let entry: Line = serde_json::from_str(&line).with_context(|| {
+                format!("{source}:{number}: expected {{\"key\": \"...\", \"value\": \"<base64>\"}}")
+            })?;
+            let value = STANDARD
+                .decode(&entry.value)
+                .with_context(|| format!("{source}:{number}: value is not valid base64"))?;
+            importer
+                .push(entry.key, value)
+                .await
+                .with_context(|| format!("{source}:{number}"))
         }
-        let entry: Line = serde_json::from_str(&line).with_context(|| {
-            format!("{source}:{number}: expected {{\"key\": \"...\", \"value\": \"<base64>\"}}")
-        })?;
-        let value = STANDARD
-            .decode(&entry.value)
-            .with_context(|| format!("{source}:{number}: value is not valid base64"))?;
-        importer
-            .push(entry.key, value)
-            .await
-            .with_context(|| format!("{source}:{number}"))?;
+        .await;
+        if let Err(err) = entry {
+            stopped = Some(err);
+            break;
+        }
         progress.set_message(format!("{} entries", importer.imported));
     }
+    // What was read before a bad line is written, so the count below is exact.
     let imported = importer.finish().await?;
     progress.finish_and_clear();
+    if let Some(err) = stopped {
+        return Err(anyhow!(
+            "{err:#}\nimport stopped there: the first {imported} entries of the input are in \
+             bucket {:?}, none after them; fix the line and import again (keys already \
+             imported are overwritten with the same values)",
+            bucket.name()
+        ));
+    }
     eprintln!(
         "imported {imported} entries into bucket {:?}",
         bucket.name()

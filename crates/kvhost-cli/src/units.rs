@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-/// Parses `500ms`, `30s`, `2m`, `1h`, or a plain number of seconds.
+/// The longest duration a flag takes: a year. Longer ones would overflow deadlines computed
+/// from now; nobody means them.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `500ms`, `30s`, `2m`, `1h`, or a plain number of seconds, up to a year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -24,7 +28,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if duration <= MAX_DURATION => Ok(duration),
+        _ => Err(format!(
+            "{text:?} is out of range: give at most 8760h (a year)"
+        )),
+    }
+}
+
+/// [`parse_duration`] for a time limit, which must be more than zero (a zero limit would stop
+/// everything at once).
+pub fn parse_time_limit(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "{text:?} is no time at all: give a limit above zero, e.g. 30s"
+        ));
+    }
+    Ok(duration)
 }
 
 /// Prints a duration the way [`parse_duration`] reads it.
@@ -77,6 +98,18 @@ mod tests {
         assert!(parse_duration("3 weeks").is_err());
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(format_duration(Duration::from_secs(5)), "5s");
+    }
+
+    #[test]
+    fn durations_are_bounded_and_limits_positive() {
+        let err = parse_duration("10000000000000000000s").unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(parse_duration("8761h").is_err());
+        assert_eq!(parse_duration("8760h"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        let err = parse_time_limit("0s").unwrap_err();
+        assert!(err.contains("above zero"), "{err}");
+        assert_eq!(parse_time_limit("1ms"), Ok(Duration::from_millis(1)));
     }
 
     #[test]

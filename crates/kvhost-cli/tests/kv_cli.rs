@@ -454,3 +454,51 @@ fn redis_buckets_over_tls_shared_by_processes() {
     );
     assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
 }
+
+/// A key with a newline: the plain list warns, `--json` and `-0` print it unambiguously.
+#[test]
+fn list_keys_with_newlines_unambiguously() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(kv(d, &["set", "default", "two\nlines", "x"], b""));
+    ok(kv(d, &["set", "default", "plain", "y"], b""));
+    let plain = kv(d, &["list", "default"], b"");
+    assert!(plain.status.success());
+    assert!(
+        stderr(&plain).contains("use --json or -0"),
+        "{}",
+        stderr(&plain)
+    );
+    let json = ok(kv(d, &["list", "default", "--json"], b""));
+    assert_eq!(
+        String::from_utf8(json).unwrap(),
+        "\"plain\"\n\"two\\nlines\"\n"
+    );
+    let null = ok(kv(d, &["list", "default", "-0"], b""));
+    assert_eq!(null, b"plain\0two\nlines\0");
+    let quiet = kv(d, &["list", "default", "--json"], b"");
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+}
+
+/// An import that stops at a bad line says how many entries it already wrote, and exactly
+/// those are in the bucket.
+#[test]
+fn import_stopping_at_a_bad_line_says_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut input = String::new();
+    for i in 0..3 {
+        input.push_str(&format!("{{\"key\": \"k{i}\", \"value\": \"dg==\"}}\n"));
+    }
+    input.push_str("this is not json\n{\"key\": \"after\", \"value\": \"dg==\"}\n");
+    let output = kv(d, &["import", "default"], input.as_bytes());
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("stdin:4"), "{err}");
+    assert!(
+        err.contains("the first 3 entries of the input are in bucket"),
+        "{err}"
+    );
+    let listed = ok(kv(d, &["list", "default"], b""));
+    assert_eq!(String::from_utf8(listed).unwrap(), "k0\nk1\nk2\n");
+}

@@ -223,6 +223,25 @@ fn a_component_without_an_http_handler_is_refused() {
     assert!(stderr.contains("wasi:cli/run@0.2"), "{stderr}");
 }
 
+/// A zero or absurdly long --request-timeout is refused at start with a clear message (it
+/// used to answer every request 504, or panic in every request).
+#[test]
+fn out_of_range_request_timeouts_are_refused() {
+    for (value, says) in [
+        ("0", "above zero"),
+        ("10000000000000000000s", "out of range"),
+    ] {
+        let output = Command::new(KVHOST)
+            .args(["serve", "--request-timeout", value])
+            .arg(guest("spin"))
+            .output()
+            .expect("kvhost serve runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains(says), "{value}: {stderr}");
+    }
+}
+
 /// The minimal WAT guest used by the serve benchmark answers correctly (so the benchmark
 /// measures a working handler), on many keep-alive requests of one connection.
 #[test]

@@ -56,6 +56,7 @@ fn spin_key_value_v3_works_and_shares_buckets_with_wasi_keyvalue() {
                 ("GET", "/exists/via-spin", b""),
                 ("GET", "/open/default", b""),
                 ("GET", "/open/nope", b""),
+                ("GET", "/header/spin-path-info", b""),
             ],
         ));
         let expected = [
@@ -73,6 +74,7 @@ fn spin_key_value_v3_works_and_shares_buckets_with_wasi_keyvalue() {
             (200, "false"),
             (200, "opened"),
             (200, "Error_NoSuchStore"),
+            (200, "/header/spin-path-info"),
         ];
         assert_eq!(as_str(&replies), expected, "{app}");
         let (status, log) = served.stop();
@@ -202,6 +204,35 @@ fn a_trap_or_a_deadline_fails_alone() {
         log.iter().any(|l| l.contains("instance discarded")),
         "the discarded instances are logged: {log:?}"
     );
+}
+
+/// With every slot busy and no queue, a request to a WASIp3 app is answered 503 at once.
+#[test]
+fn a_full_p3_server_answers_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--max-concurrency",
+        "1",
+        "--max-queued",
+        "0",
+        "--request-timeout",
+        "2s",
+    ];
+    let served = serve(dir.path(), &guest("spin5"), &flags);
+    let address = served.address;
+    let (spin, busy, later) = runtime().block_on(async move {
+        let spin = tokio::spawn(send(address, "GET", "/spin", b""));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let busy = send(address, "GET", "/hello", b"").await;
+        let spin = spin.await.expect("spin request");
+        let later = send(address, "GET", "/hello", b"").await;
+        (spin, busy, later)
+    });
+    assert_eq!(busy.0, 503, "{busy:?}");
+    assert!(busy.1.contains("--max-concurrency"), "{busy:?}");
+    assert_eq!(spin.0, 504, "{spin:?}");
+    assert_eq!((later.0, later.1.as_str()), (200, "hello"));
+    drop(served);
 }
 
 /// Bad use of the v3 API: a get-keys stream dropped after one key, a store used after it was

@@ -330,6 +330,16 @@ impl RawBucket {
         if !is_redis && self.tls_ca_file.is_some() {
             return Err(only("tls_ca_file", "redis and redis-cluster"));
         }
+        if self.durability.unwrap_or_default() == Durability::Immediate
+            && self.flush_interval_ms.is_some()
+        {
+            return Err((
+                "flush_interval_ms",
+                "only relaxed buckets take flush_interval_ms (an immediate bucket writes every \
+                 write to disk before answering); add durability = \"relaxed\" or remove it"
+                    .to_string(),
+            ));
+        }
         let flush_interval = match self.flush_interval_ms {
             Some(0) => return Err(("flush_interval_ms", "must be at least 1".to_string())),
             Some(ms) => Duration::from_millis(ms),
@@ -392,13 +402,18 @@ pub fn redact_urls(text: &str) -> String {
     out
 }
 
-/// Bucket names are 1 to 64 characters of `A-Z a-z 0-9 _ - .`, so they are safe as table
-/// names, file names and key prefixes on every backend.
+/// Bucket names are 1 to 64 characters of `A-Z a-z 0-9 _ - .`, other than `.` and `..`, so
+/// they are safe as table names, file names and key prefixes on every backend.
 pub fn check_bucket_name(name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
     if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
         return Err(format!(
             "bucket name {name:?} is not allowed: use 1 to 64 characters of A-Z, a-z, 0-9, '_', '-', '.'"
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!(
+            "bucket name {name:?} is not allowed: it names a directory; use letters or digits too"
         ));
     }
     Ok(())
@@ -410,6 +425,27 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::from_toml_str(text, "kvhost.toml").map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn dot_names_and_flush_interval_on_immediate_buckets_are_refused() {
+        for name in [".", ".."] {
+            let err = check_bucket_name(name).unwrap_err();
+            assert!(err.contains("names a directory"), "{err}");
+        }
+        check_bucket_name(".hidden").unwrap();
+        check_bucket_name("a.b").unwrap();
+        let err = parse("[buckets.\"..\"]\n").unwrap_err();
+        assert!(err.contains("names a directory"), "{err}");
+        let err = parse("[buckets.a]\nflush_interval_ms = 50\n").unwrap_err();
+        assert!(
+            err.contains("only relaxed buckets take flush_interval_ms"),
+            "{err}"
+        );
+        let err =
+            parse("[buckets.a]\ndurability = \"immediate\"\nflush_interval_ms = 50\n").unwrap_err();
+        assert!(err.contains("only relaxed buckets"), "{err}");
+        parse("[buckets.a]\ndurability = \"relaxed\"\nflush_interval_ms = 50\n").unwrap();
     }
 
     #[test]

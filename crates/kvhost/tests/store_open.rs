@@ -100,3 +100,17 @@ async fn closing_the_store_makes_relaxed_writes_durable() {
         .unwrap();
     assert_eq!(bucket.get("k").await.unwrap(), Some(b"v".to_vec()));
 }
+
+/// A new store file is readable and writable by its owner only (whatever the umask).
+#[cfg(unix)]
+#[test]
+fn a_new_store_file_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    drop(EmbeddedStore::open(dir.path()).unwrap());
+    let mode = std::fs::metadata(dir.path().join("kvhost.redb"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+}

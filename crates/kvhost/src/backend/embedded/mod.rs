@@ -118,13 +118,12 @@ impl EmbeddedStore {
             error,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(record::FILE_NAME))
-            .map_err(io)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // The store holds the users' data: a new file is readable by its owner only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(dir.join(record::FILE_NAME)).map_err(io)?;
         let backend = redb::backends::FileBackend::new(file).map_err(|err| storage(dir, err))?;
         Self::open_with_backend(dir, backend)
     }
