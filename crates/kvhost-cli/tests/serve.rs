@@ -5,10 +5,9 @@
 mod support;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
-use support::http::Client;
+use support::http::{clients_at_once, Client};
 use support::served::{kv, runtime, send, serve};
 use support::{cache_dir, guest, KVHOST};
 
@@ -21,36 +20,20 @@ fn spin_app_serves_2000_concurrent_clients_and_the_data_stays_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let served = serve(dir.path(), &guest("spin"), &[]);
     let address = served.address;
-    let failures = runtime().block_on(async move {
-        // Every client connects first; then all send at once.
-        let start = Arc::new(tokio::sync::Barrier::new(CLIENTS));
-        let mut tasks = Vec::new();
-        for i in 0..CLIENTS {
-            let start = Arc::clone(&start);
-            tasks.push(tokio::spawn(async move {
-                let mut client = Client::connect(address)
-                    .await
-                    .map_err(|err| format!("client {i}: connect: {err}"))?;
-                start.wait().await;
-                let (key, value) = (format!("/kv/key-{i}"), format!("value-{i}"));
-                let put = client.send("PUT", &key, value.as_bytes()).await?;
-                let get = client.send("GET", &key, b"").await?;
-                let count = client.send("POST", "/count/hits", b"").await?;
-                if (put.status, get.status, count.status) != (204, 200, 200) || get.text() != value
-                {
-                    return Err(format!("client {i}: {put:?} {get:?} {count:?}"));
-                }
-                Ok::<_, String>(())
-            }));
-        }
-        let mut failures = Vec::new();
-        for task in tasks {
-            if let Err(err) = task.await.expect("client task") {
-                failures.push(err);
+    let failures = runtime().block_on(clients_at_once(
+        address,
+        CLIENTS,
+        |i, mut client| async move {
+            let (key, value) = (format!("/kv/key-{i}"), format!("value-{i}"));
+            let put = client.send("PUT", &key, value.as_bytes()).await?;
+            let get = client.send("GET", &key, b"").await?;
+            let count = client.send("POST", "/count/hits", b"").await?;
+            if (put.status, get.status, count.status) != (204, 200, 200) || get.text() != value {
+                return Err(format!("client {i}: {put:?} {get:?} {count:?}"));
             }
-        }
-        failures
-    });
+            Ok(())
+        },
+    ));
     assert!(
         failures.is_empty(),
         "{} of {CLIENTS} clients failed, e.g. {:?}",

@@ -7,11 +7,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use support::guest;
-use support::http::Client;
+use support::http::{clients_at_once, Client};
 use support::served::{kv, runtime, send, serve};
 
 /// The two WASIp3 builds of the same app.
@@ -93,30 +92,16 @@ fn p3_apps_serve_2000_concurrent_clients_and_the_data_stays_on_disk() {
         let served = serve(dir.path(), &guest(app), &[]);
         let address = served.address;
         let (failures, keys) = runtime().block_on(async move {
-            let start = Arc::new(tokio::sync::Barrier::new(CLIENTS));
-            let mut tasks = Vec::new();
-            for i in 0..CLIENTS {
-                let start = Arc::clone(&start);
-                tasks.push(tokio::spawn(async move {
-                    let mut client = Client::connect(address)
-                        .await
-                        .map_err(|err| format!("client {i}: connect: {err}"))?;
-                    start.wait().await;
-                    let (key, value) = (format!("/kv/key-{i:04}"), format!("value-{i}"));
-                    let put = client.send("PUT", &key, value.as_bytes()).await?;
-                    let get = client.send("GET", &key, b"").await?;
-                    if (put.status, get.status) != (204, 200) || get.text() != value {
-                        return Err(format!("client {i}: {put:?} {get:?}"));
-                    }
-                    Ok::<_, String>(())
-                }));
-            }
-            let mut failures = Vec::new();
-            for task in tasks {
-                if let Err(err) = task.await.expect("client task") {
-                    failures.push(err);
+            let failures = clients_at_once(address, CLIENTS, |i, mut client| async move {
+                let (key, value) = (format!("/kv/key-{i:04}"), format!("value-{i}"));
+                let put = client.send("PUT", &key, value.as_bytes()).await?;
+                let get = client.send("GET", &key, b"").await?;
+                if (put.status, get.status) != (204, 200) || get.text() != value {
+                    return Err(format!("client {i}: {put:?} {get:?}"));
                 }
-            }
+                Ok(())
+            })
+            .await;
             let keys = send(address, "GET", "/keys", b"").await;
             (failures, keys)
         });

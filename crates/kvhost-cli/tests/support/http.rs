@@ -160,3 +160,31 @@ pub async fn load(
         elapsed,
     }
 }
+
+/// Connects `clients` clients to `address`, then, all released at once by a barrier, runs
+/// `work(index, client)` for each; the errors of the clients that failed.
+pub async fn clients_at_once<F, Fut>(address: SocketAddr, clients: usize, work: F) -> Vec<String>
+where
+    F: Fn(usize, Client) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(clients));
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let (start, work) = (std::sync::Arc::clone(&start), work.clone());
+        tasks.push(tokio::spawn(async move {
+            let connected = Client::connect(address).await;
+            // Every client waits at the barrier, connected or not, so none is left waiting.
+            start.wait().await;
+            let client = connected.map_err(|err| format!("client {i}: connect: {err}"))?;
+            work(i, client).await
+        }));
+    }
+    let mut failures = Vec::new();
+    for task in tasks {
+        if let Err(err) = task.await.expect("client task") {
+            failures.push(err);
+        }
+    }
+    failures
+}
