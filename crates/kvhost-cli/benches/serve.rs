@@ -17,7 +17,8 @@
 //!     per request (`--instance-max-requests 1`), against (b)'s durable figure. Target: the
 //!     reused app >= 5x the 3.4.1 app at 32 clients.
 //! (d) The minimal WASIp3 handler (guests/hellop3/app.py) under kvhost serve and under
-//!     `wasmtime serve -Wcomponent-model-async -Sp3`, both reusing instances (their defaults).
+//!     `wasmtime serve -Scli -Wcomponent-model-async -Sp3`, both reusing instances (their
+//!     defaults; `-Scli` because the Python runtime imports wasi:cli).
 //!     Target: >= 1.0x.
 //! (e) With SPIN_BIN: the spin-sdk 3.4.1 and 4.0.0 apps under `spin up` (a default
 //!     key-value store) next to kvhost serving them. Target: >= 1.5x `spin up` at 32 clients.
@@ -153,7 +154,7 @@ fn main() {
             WASMTIME_HELLO_P3,
             hello,
             None,
-            wasmtime_serve(&hello_p3, &["-Wcomponent-model-async", "-Sp3"]),
+            wasmtime_serve(&hello_p3, &["-Scli", "-Wcomponent-model-async", "-Sp3"]),
         ),
         server(
             KVHOST_HELLO_P3,
