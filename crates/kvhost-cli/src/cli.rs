@@ -22,11 +22,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a wasi:cli/run component with buckets and exit with its status.
+    /// Run a wasi:cli/run component (WASIp2 @0.2.x or WASIp3 @0.3.0) with buckets and exit
+    /// with its status.
     ///
     /// The component gets stdin/stdout/stderr, ARGS (argv[0] is the component's file name),
     /// this process's environment plus --env entries, and wasi:keyvalue (0.2.0-draft2 and
-    /// 0.2.0-draft) over the configured buckets. Exit status: the guest's own; 124 when it
+    /// 0.2.0-draft) and Spin's key-value interfaces over the configured buckets. Exit status: the guest's own; 124 when it
     /// runs past --timeout; 134 when it traps or exceeds --max-memory; 2 when kvhost cannot
     /// start it.
     Run(RunArgs),
