@@ -298,7 +298,8 @@ fn print_table(
 
 fn start_kvhost(dir: &Path, component: &Path, extra: &[&str]) -> Running {
     let address = free_port();
-    let child = Command::new(KVHOST)
+    let mut command = Command::new(KVHOST);
+    command
         .args(["serve", "--listen", &address.to_string(), "--cache-dir"])
         .arg(cache_dir())
         .args(extra)
@@ -308,29 +309,22 @@ fn start_kvhost(dir: &Path, component: &Path, extra: &[&str]) -> Running {
         // nothing per request either).
         .env("KVHOST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("kvhost serve starts");
-    let running = Running { child, address };
-    wait_for(address);
-    running
+        .stderr(Stdio::inherit());
+    started(&mut command, address)
 }
 
 fn start_wasmtime(wasmtime: &Path, component: &Path, extra: &[&str]) -> Running {
     let address = free_port();
-    let child = Command::new(wasmtime)
+    let mut command = Command::new(wasmtime);
+    command
         .arg("serve")
         .args(extra)
         .arg("--addr")
         .arg(address.to_string())
         .arg(component)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("wasmtime serve starts");
-    let running = Running { child, address };
-    wait_for(address);
-    running
+        .stderr(Stdio::null());
+    started(&mut command, address)
 }
 
 /// `spin up` serving `component` as an HTTP app with the default key-value store (Spin's own
@@ -345,14 +339,21 @@ fn start_spin(spin: &Path, dir: &Path, component: &Path) -> Running {
         source = component.display().to_string()
     );
     std::fs::write(dir.join("spin.toml"), manifest).expect("spin.toml written");
-    let child = Command::new(spin)
+    let mut command = Command::new(spin);
+    command
         .args(["up", "--listen", &address.to_string(), "--from"])
         .arg(dir.join("spin.toml"))
         .current_dir(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    started(&mut command, address)
+}
+
+/// Spawns `command` and waits until it listens on `address`.
+fn started(command: &mut Command, address: SocketAddr) -> Running {
+    let child = command
         .spawn()
-        .expect("spin up starts (SPIN_BIN)");
+        .unwrap_or_else(|err| panic!("cannot start {:?}: {err}", command.get_program()));
     let running = Running { child, address };
     wait_for(address);
     running

@@ -50,31 +50,37 @@ pub fn alias_release_candidates(bytes: &[u8]) -> Result<Option<Aliased>, Malform
         return Ok(None);
     }
     let sections = sections(bytes)?;
+    // Each import and export section's items, read once; `None` for other sections.
+    let items = sections
+        .iter()
+        .map(|section| match section.id {
+            COMPONENT_IMPORT_SECTION | COMPONENT_EXPORT_SECTION => {
+                items(section.payload, section.id).map(Some)
+            }
+            _ => Ok(None),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut names = Names::default();
-    for section in &sections {
-        match section.id {
-            COMPONENT_IMPORT_SECTION => names
-                .imports
-                .extend(item_names(section.payload, section.id)?),
-            COMPONENT_EXPORT_SECTION => names
-                .exports
-                .extend(item_names(section.payload, section.id)?),
-            _ => {}
-        }
+    for (section, items) in sections.iter().zip(&items) {
+        let names = match section.id {
+            COMPONENT_IMPORT_SECTION => &mut names.imports,
+            _ => &mut names.exports,
+        };
+        names.extend(items.iter().flatten().map(|item| item.name));
     }
     let mut renamed = Vec::new();
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&COMPONENT_HEADER);
-    for section in &sections {
+    for (section, items) in sections.iter().zip(&items) {
+        let Some(items) = items else {
+            out.extend_from_slice(section.raw);
+            continue;
+        };
         let taken = match section.id {
             COMPONENT_IMPORT_SECTION => &names.imports,
-            COMPONENT_EXPORT_SECTION => &names.exports,
-            _ => {
-                out.extend_from_slice(section.raw);
-                continue;
-            }
+            _ => &names.exports,
         };
-        let payload = rename_items(section.payload, section.id, taken, &mut renamed)?;
+        let payload = rename_items(items, taken, &mut renamed)?;
         out.push(section.id);
         write_u32(
             &mut out,
@@ -96,9 +102,9 @@ fn final_name(name: &str) -> Option<String> {
 }
 
 #[derive(Default)]
-struct Names {
-    imports: HashSet<String>,
-    exports: HashSet<String>,
+struct Names<'a> {
+    imports: HashSet<&'a str>,
+    exports: HashSet<&'a str>,
 }
 
 struct Section<'a> {
@@ -195,25 +201,18 @@ fn skip_item(reader: &mut wasmparser::BinaryReader<'_>, section: u8) -> Result<(
     skipped.map_err(|_| Malformed)
 }
 
-fn item_names(payload: &[u8], section: u8) -> Result<Vec<String>, Malformed> {
-    Ok(items(payload, section)?
-        .iter()
-        .map(|item| item.name.to_string())
-        .collect())
-}
-
+/// A section payload holding `items`, release-candidate names renamed unless their 0.3.0
+/// name is `taken`.
 fn rename_items(
-    payload: &[u8],
-    section: u8,
-    taken: &HashSet<String>,
+    items: &[Item<'_>],
+    taken: &HashSet<&str>,
     renamed: &mut Vec<String>,
 ) -> Result<Vec<u8>, Malformed> {
-    let items = items(payload, section)?;
-    let mut out = Vec::with_capacity(payload.len());
+    let mut out = Vec::new();
     write_u32(&mut out, u32::try_from(items.len()).map_err(|_| Malformed)?);
     for item in items {
         let name = match final_name(item.name) {
-            Some(name) if !taken.contains(&name) => {
+            Some(name) if !taken.contains(name.as_str()) => {
                 renamed.push(item.name.to_string());
                 name
             }

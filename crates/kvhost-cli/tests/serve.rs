@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::http::{clients_at_once, Client};
-use support::served::{kv, runtime, send, serve};
+use support::served::{kv, runtime, send, serve, with_one_slot, OneSlot};
 use support::{cache_dir, guest, KVHOST};
 
 /// The acceptance test: 2,000 clients at once, each on its own connection, store and
@@ -107,30 +107,18 @@ fn an_unprovided_interface_fails_only_the_request_that_calls_it() {
 #[test]
 fn a_full_server_answers_503_and_a_slow_request_504() {
     let dir = tempfile::tempdir().unwrap();
-    let flags = [
-        "--max-concurrency",
-        "1",
-        "--max-queued",
-        "0",
-        "--request-timeout",
+    let OneSlot { slow, busy, later } = with_one_slot(
+        dir.path(),
+        &guest("spin"),
         "1s",
-    ];
-    let served = serve(dir.path(), &guest("spin"), &flags);
-    let address = served.address;
-    let (slow, busy, later) = runtime().block_on(async move {
-        let slow = tokio::spawn(send(address, "GET", "/sleep/5000", b""));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let busy = send(address, "GET", "/kv/x", b"").await;
-        let slow = slow.await.expect("slow request");
-        let later = send(address, "GET", "/kv/x", b"").await;
-        (slow, busy, later)
-    });
+        ("/sleep/5000", "/kv/x"),
+        Duration::from_millis(300),
+    );
     assert_eq!(busy.0, 503, "{busy:?}");
     assert!(busy.1.contains("--max-concurrency"), "{busy:?}");
     assert_eq!(slow.0, 504, "{slow:?}");
     assert!(slow.1.contains("--request-timeout 1s"), "{slow:?}");
     assert_eq!(later.0, 404, "{later:?}");
-    drop(served);
 }
 
 /// SIGTERM during a request: the request completes, then kvhost exits 0 and stops listening.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use support::guest;
 use support::http::{clients_at_once, Client};
-use support::served::{kv, runtime, send, serve};
+use support::served::{kv, runtime, send, serve, with_one_slot, OneSlot};
 
 /// The two WASIp3 builds of the same app.
 const APPS: [&str; 2] = ["spin5", "spin4"];
@@ -195,29 +195,21 @@ fn a_trap_or_a_deadline_fails_alone() {
 #[test]
 fn a_full_p3_server_answers_503() {
     let dir = tempfile::tempdir().unwrap();
-    let flags = [
-        "--max-concurrency",
-        "1",
-        "--max-queued",
-        "0",
-        "--request-timeout",
+    let OneSlot {
+        slow: spin,
+        busy,
+        later,
+    } = with_one_slot(
+        dir.path(),
+        &guest("spin5"),
         "2s",
-    ];
-    let served = serve(dir.path(), &guest("spin5"), &flags);
-    let address = served.address;
-    let (spin, busy, later) = runtime().block_on(async move {
-        let spin = tokio::spawn(send(address, "GET", "/spin", b""));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let busy = send(address, "GET", "/hello", b"").await;
-        let spin = spin.await.expect("spin request");
-        let later = send(address, "GET", "/hello", b"").await;
-        (spin, busy, later)
-    });
+        ("/spin", "/hello"),
+        Duration::from_millis(500),
+    );
     assert_eq!(busy.0, 503, "{busy:?}");
     assert!(busy.1.contains("--max-concurrency"), "{busy:?}");
     assert_eq!(spin.0, 504, "{spin:?}");
     assert_eq!((later.0, later.1.as_str()), (200, "hello"));
-    drop(served);
 }
 
 /// Bad use of the v3 API: a get-keys stream dropped after one key, a store used after it was

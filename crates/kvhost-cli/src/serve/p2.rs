@@ -17,7 +17,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
-use super::request::{plain, Failure, Server};
+use super::request::{error_code_response, plain, Failure, Server};
 use crate::host::HostState;
 
 /// Answers `request` with a fresh instance of `pre`, holding `slot` until the instance ends.
@@ -75,10 +75,7 @@ pub async fn respond(
 
     match receiver.await {
         Ok(Ok(response)) => response,
-        Ok(Err(code)) => plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the component answered with an error: {code:?}\n"),
-        ),
+        Ok(Err(code)) => error_code_response(&code),
         // The instance ended without answering: say why.
         Err(_) => match task.await {
             Ok(Some(failure)) => failure.response(),

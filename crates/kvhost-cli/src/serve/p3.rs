@@ -41,7 +41,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpView;
 
 use super::instance::Instances;
-use super::request::{plain, Failure, Server};
+use super::request::{error_code_response, plain, Failure, Server};
 use crate::cli::ReuseArgs;
 use crate::host::HostState;
 
@@ -270,10 +270,7 @@ pub async fn respond(
         }
         Failure::Error(err)
     } else if let Some(code) = err.downcast_ref::<ErrorCode>() {
-        return plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the component answered with an error: {code:?}\n"),
-        );
+        return error_code_response(code);
     } else {
         Failure::Error(err)
     };

@@ -249,6 +249,15 @@ fn with_spin_headers(mut request: Request<Incoming>, client: SocketAddr) -> Requ
     request
 }
 
+/// The 500 for a component that answered with a `wasi:http` `error-code` (of either
+/// generation) instead of a response.
+pub fn error_code_response(code: &dyn std::fmt::Debug) -> Response<HyperOutgoingBody> {
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("the component answered with an error: {code:?}\n"),
+    )
+}
+
 /// A `text/plain` response.
 pub fn plain(status: StatusCode, body: &str) -> Response<HyperOutgoingBody> {
     let mut response = Response::new(

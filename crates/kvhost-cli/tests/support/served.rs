@@ -119,3 +119,44 @@ pub async fn send(address: SocketAddr, method: &str, path: &str, body: &[u8]) ->
     let reply = client.send(method, path, body).await.expect("answers");
     (reply.status, reply.text())
 }
+
+/// What a server with one slot and no queue answered (see [`with_one_slot`]).
+pub struct OneSlot {
+    /// The slow request that held the slot.
+    pub slow: (u16, String),
+    /// The probe sent while it did.
+    pub busy: (u16, String),
+    /// The probe again, once the slow request was answered.
+    pub later: (u16, String),
+}
+
+/// Serves `component` with one slot, no queue and `--request-timeout timeout`; sends
+/// `GET slow`, then after `wait` `GET probe`, then the probe again once the slow request is
+/// answered. Stops the server (SIGKILL) at the end.
+pub fn with_one_slot(
+    dir: &Path,
+    component: &Path,
+    timeout: &str,
+    (slow, probe): (&str, &str),
+    wait: Duration,
+) -> OneSlot {
+    let flags = [
+        "--max-concurrency",
+        "1",
+        "--max-queued",
+        "0",
+        "--request-timeout",
+        timeout,
+    ];
+    let served = serve(dir, component, &flags);
+    let address = served.address;
+    let (slow, probe) = (slow.to_string(), probe.to_string());
+    runtime().block_on(async move {
+        let slow = tokio::spawn(async move { send(address, "GET", &slow, b"").await });
+        tokio::time::sleep(wait).await;
+        let busy = send(address, "GET", &probe, b"").await;
+        let slow = slow.await.expect("slow request");
+        let later = send(address, "GET", &probe, b"").await;
+        OneSlot { slow, busy, later }
+    })
+}
