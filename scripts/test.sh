@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+step() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -32,3 +33,4 @@ else
   step "cargo test (every test; cargo-nextest not found)"
   cargo test --workspace --locked --no-fail-fast
 fi
+step "done"

@@ -203,8 +203,23 @@ def leave_data_for_the_host():
     store.open("default").set("persisted", b"from-python-draft2")
 
 
+def write_then_spin(bucket_name: str) -> None:
+    """Writes 1,000 keys, says so, then computes forever without calling the host: the
+    host-side test stops it with a signal and checks that every write was kept."""
+    bucket = store.open(bucket_name)
+    for n in range(1000):
+        bucket.set(f"held-{n:04}", b"x")
+    print("wrote 1000", flush=True)
+    spins = 0
+    while True:
+        spins += 1
+
+
 class Run(exports.Run):
     def run(self) -> None:
+        hold = os.environ.get("KVHOST_GUEST_HOLD")
+        if hold:
+            write_then_spin(hold)
         run_all()
         # What `kvhost run` passed through, for the host-side test to check.
         print("args", json.dumps(sys.argv), flush=True)

@@ -15,8 +15,11 @@ Routes (bucket "default", opened through the SDK's `wasi_keyvalue_store`):
   GET    /variable   reads a Spin variable (fermyon:spin/variables), which kvhost does not
                      provide: the request fails with a 500 naming the interface
   GET    /sleep/MS   answers after MS milliseconds (for deadline and shutdown tests)
+  GET    /abort      calls abort(): a wasm trap (unreachable)        -> 500
+  GET    /big/N      N bytes of "x" (for clients that hang up mid-response)   -> 200
 """
 
+import os
 import time
 
 from spin_sdk import http, key_value, variables
@@ -63,6 +66,10 @@ class IncomingHandler(http.IncomingHandler):
                 if cursor is None:
                     break
             return text(200, "".join(k + "\n" for k in sorted(keys)))
+        if path.startswith("/big/"):
+            return text(200, b"x" * int(path[len("/big/"):]))
+        if path == "/abort":
+            os.abort()
         if path.startswith("/sleep/"):
             time.sleep(int(path[len("/sleep/"):]) / 1000)
             return text(200, "slept\n")

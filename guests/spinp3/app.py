@@ -23,7 +23,11 @@ Routes (store "default"):
   GET    /spin          computes forever (for the deadline test)
   GET    /hello         "hello" without touching key-value
   GET    /header/NAME   the value of request header NAME (e.g. Spin's spin-full-url)
+  GET    /abort         calls abort(): a wasm trap (unreachable)                -> 500
+  GET    /big/N         N bytes of "x" (for clients that hang up mid-response)  -> 200
 """
+
+import os
 
 from componentize_py_types import Err
 
@@ -117,6 +121,10 @@ class HttpHandler(http.Handler):
             finally:
                 for store in stores:
                     store.__exit__(None, None, None)
+        if path.startswith("/big/"):
+            return text(200, b"x" * int(path[len("/big/"):]))
+        if path == "/abort":
+            os.abort()
         if path == "/closed":
             store = await key_value.open_default()
             store.__exit__(None, None, None)

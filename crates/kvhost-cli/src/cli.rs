@@ -27,9 +27,11 @@ pub enum Command {
     ///
     /// The component gets stdin/stdout/stderr, ARGS (argv[0] is the component's file name),
     /// this process's environment plus --env entries, and wasi:keyvalue (0.2.0-draft2 and
-    /// 0.2.0-draft) and Spin's key-value interfaces over the configured buckets. Exit status: the guest's own; 124 when it
-    /// runs past --timeout; 134 when it traps or exceeds --max-memory; 2 when kvhost cannot
-    /// start it.
+    /// 0.2.0-draft) and Spin's key-value interfaces over the configured buckets. Whatever ends
+    /// the guest, the buckets are flushed before kvhost exits. Exit status: the guest's own;
+    /// 124 when it runs past --timeout; 134 when it traps or exceeds --max-memory; 130/143
+    /// when SIGINT/SIGTERM stopped it; 74 when the buckets could not be flushed after it ended
+    /// (acknowledged writes may be lost); 2 when kvhost cannot start it.
     Run(RunArgs),
     /// Serve a wasi:http component (e.g. a Spin app) over HTTP, with buckets.
     ///
@@ -182,8 +184,25 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_time_limit)]
     pub request_timeout: Duration,
     /// On SIGINT/SIGTERM, how long in-flight requests may still take before kvhost exits.
+    /// Connections that have not sent a whole request are closed at once.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Most client connections open at once; one more is answered 503 and closed. Lowered,
+    /// with a warning, if the open-file limit (raised as far as allowed) is too small.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// How long a client may take to send a request's head; a connection idle this long
+    /// between requests is closed too.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_time_limit)]
+    pub header_timeout: Duration,
+    /// Largest request body (e.g. 16MiB): a larger Content-Length gets 413 at once, a larger
+    /// streamed body ends in an error where the component reads past the limit.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_request_body: usize,
+    /// Most linear memory all instances together may use (default: three quarters of the
+    /// machine's memory). An instance that would grow past it fails its request with 503.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_total_memory: Option<usize>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,

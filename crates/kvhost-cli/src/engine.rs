@@ -11,14 +11,17 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
+};
 
-/// How often the epoch ticks; `--timeout` is rounded up to a multiple of this.
+/// How often the epoch ticks: deadlines are checked, and guests yield, this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The engine for running components: async host calls, epoch interruption for deadlines.
@@ -102,11 +105,17 @@ pub fn start_epoch_ticker(engine: &Engine) {
         .unwrap_or_else(|err| eprintln!("warning: --timeout will not work: {err}"));
 }
 
-/// The number of epoch ticks that make up `timeout` (at least one).
-pub fn deadline_ticks(timeout: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_nanos();
-    let ticks = timeout.as_nanos().div_ceil(tick).max(1);
-    u64::try_from(ticks).unwrap_or(u64::MAX)
+/// Makes `store`'s guest yield to the async executor at every epoch tick (so other instances,
+/// and signals, get their turn) and, once `deadline` has passed, trap with
+/// [`Trap::Interrupt`](wasmtime::Trap::Interrupt). Needs [`start_epoch_ticker`].
+pub fn yield_each_tick<T>(store: &mut Store<T>, deadline: Option<Instant>) {
+    store.epoch_deadline_callback(move |_| {
+        Ok(match deadline {
+            Some(deadline) if Instant::now() >= deadline => UpdateDeadline::Interrupt,
+            _ => UpdateDeadline::Yield(1),
+        })
+    });
+    store.set_epoch_deadline(1);
 }
 
 /// The default cache directory: `$KVHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/kvhost`, else
@@ -216,17 +225,4 @@ fn store_artifact(component: &Component, cache: &Path, artifact: &Path) -> Resul
     std::io::Write::write_all(&mut temp, &serialized)?;
     temp.persist(artifact)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deadlines_round_up_to_whole_ticks() {
-        assert_eq!(deadline_ticks(Duration::ZERO), 1);
-        assert_eq!(deadline_ticks(Duration::from_millis(10)), 1);
-        assert_eq!(deadline_ticks(Duration::from_millis(11)), 2);
-        assert_eq!(deadline_ticks(Duration::from_secs(5)), 500);
-    }
 }

@@ -2,6 +2,7 @@
 //! ([`HostState`]), the memory cap, and the set-up from [`HostArgs`] to buckets plus a compiled
 //! component ([`Prepared`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -62,8 +63,14 @@ impl Prepared {
     }
 
     /// The state of a fresh instance: `wasi` as built by the caller, the buckets as granted
-    /// by the config, memory capped at `max_memory` bytes.
-    pub fn instance_state(&self, wasi: WasiCtx, max_memory: usize) -> HostState {
+    /// by the config, memory capped at `max_memory` bytes and, with a `budget`, at what is
+    /// left of the budget all instances share.
+    pub fn instance_state(
+        &self,
+        wasi: WasiCtx,
+        max_memory: usize,
+        budget: Option<Arc<MemoryBudget>>,
+    ) -> HostState {
         HostState {
             table: ResourceTable::new(),
             wasi,
@@ -71,7 +78,9 @@ impl Prepared {
             kv: KvCtx::new(self.registry.clone(), self.grants.clone()),
             memory_cap: MemoryCap {
                 max_bytes: max_memory,
-                hit: false,
+                hit: None,
+                budget,
+                reserved: 0,
             },
         }
     }
@@ -115,28 +124,54 @@ impl KvView for HostState {
     }
 }
 
-/// The `--max-memory` cap. A growth past it traps (so the guest stops where it asked, instead
-/// of carrying on with a failed `memory.grow`) and is remembered for the error message.
+/// Which memory limit a growth ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// `--max-memory`, of this instance (the limit in bytes).
+    Instance(usize),
+    /// `--max-total-memory`, of all instances together (the limit in bytes).
+    Total(usize),
+}
+
+/// The memory caps of one instance. A growth past one traps (so the guest stops where it
+/// asked, instead of carrying on with a failed `memory.grow`) and is remembered for the error
+/// message.
+///
+/// Invariant: `reserved` is what this instance holds of `budget`; it is returned when the
+/// instance (its store, and so this value) is dropped.
 pub struct MemoryCap {
-    /// The cap in bytes.
+    /// The cap of each of the instance's memories in bytes.
     pub max_bytes: usize,
-    /// Whether a growth past the cap was refused.
-    pub hit: bool,
+    /// The limit a growth ran into, if one did.
+    pub hit: Option<MemoryLimit>,
+    budget: Option<Arc<MemoryBudget>>,
+    reserved: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
-            self.hit = true;
+            self.hit = Some(MemoryLimit::Instance(self.max_bytes));
             return Err(wasmtime::Error::msg(format!(
                 "growing memory to {desired} bytes exceeds --max-memory ({} bytes)",
                 self.max_bytes
             )));
+        }
+        if let Some(budget) = &self.budget {
+            let more = desired.saturating_sub(current);
+            if !budget.try_reserve(more) {
+                self.hit = Some(MemoryLimit::Total(budget.limit));
+                return Err(wasmtime::Error::msg(format!(
+                    "growing memory by {more} bytes would pass --max-total-memory ({} bytes)",
+                    budget.limit
+                )));
+            }
+            self.reserved += more;
         }
         Ok(true)
     }
@@ -151,7 +186,92 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
+impl Drop for MemoryCap {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.reserved);
+        }
+    }
+}
+
+/// Linear memory all instances together may hold (`--max-total-memory`).
+pub struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        MemoryBudget {
+            limit,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// The default: three quarters of the machine's memory (unbounded if unknown).
+    pub fn default_limit() -> usize {
+        // SAFETY: sysconf only reads system configuration.
+        let (pages, page_size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        match (usize::try_from(pages), usize::try_from(page_size)) {
+            (Ok(pages), Ok(page_size)) if pages > 0 => pages.saturating_mul(page_size) / 4 * 3,
+            _ => usize::MAX,
+        }
+    }
+
+    /// Takes `bytes` of the budget, if that many are left.
+    fn try_reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `bytes` taken by [`MemoryBudget::try_reserve`].
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
 /// A wasmtime set-up error (linker, instantiation) as an `anyhow` error with its causes.
 pub fn wasm_error(context: &str, err: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{context}: {err:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cap(max_bytes: usize, budget: &Arc<MemoryBudget>) -> MemoryCap {
+        MemoryCap {
+            max_bytes,
+            hit: None,
+            budget: Some(Arc::clone(budget)),
+            reserved: 0,
+        }
+    }
+
+    #[test]
+    fn instances_share_the_budget_and_return_it_when_dropped() {
+        let budget = Arc::new(MemoryBudget::new(100));
+        let mut first = cap(80, &budget);
+        assert!(first.memory_growing(0, 60, None).unwrap());
+        let mut second = cap(80, &budget);
+        assert!(second.memory_growing(0, 40, None).unwrap());
+        assert!(second.memory_growing(40, 41, None).is_err());
+        assert_eq!(second.hit, Some(MemoryLimit::Total(100)));
+        assert!(first.memory_growing(60, 81, None).is_err());
+        assert_eq!(first.hit, Some(MemoryLimit::Instance(80)));
+        drop(first);
+        let mut third = cap(80, &budget);
+        assert!(third.memory_growing(0, 60, None).unwrap());
+        drop((second, third));
+        assert_eq!(budget.used.load(Ordering::Acquire), 0);
+    }
 }

@@ -14,6 +14,7 @@ mod kv;
 mod run;
 mod serve;
 mod setup;
+mod signals;
 mod spin;
 mod units;
 mod wit_versions;

@@ -6,6 +6,13 @@
 //! environment plus `--env` entries, and every key-value interface of `kvhost-wasi` over the
 //! configured buckets. It runs under a memory cap (a `ResourceLimiter`) and, with `--timeout`, an
 //! execution deadline (epoch interruption). What the guest hit is said in plain words.
+//!
+//! Invariant: whatever ends the guest (its return, a trap, `--timeout`, SIGINT or SIGTERM),
+//! the buckets are flushed before kvhost exits, so every write acknowledged to the guest is
+//! durable, relaxed buckets included. The guest yields to the async executor at every epoch
+//! tick, so a signal stops even a guest that computes without calling the host.
+
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use wasmtime::component::Linker;
@@ -15,12 +22,16 @@ use wasmtime_wasi::{p3, I32Exit, WasiCtx};
 
 use crate::cli::RunArgs;
 use crate::host::{wasm_error, HostState, Prepared};
+use crate::signals::{self, Stop};
 use crate::{engine, Outcome};
 
 /// Exit status when the guest traps (as `wasmtime run`: 128 + SIGABRT).
 const EXIT_TRAP: u8 = 134;
 /// Exit status when the guest runs past `--timeout` (as `timeout(1)`).
 const EXIT_TIMEOUT: u8 = 124;
+/// Exit status when the buckets cannot be flushed after the guest ended: writes the guest was
+/// told had succeeded may be lost (`EX_IOERR` of sysexits.h).
+const EXIT_NOT_DURABLE: u8 = 74;
 
 /// Runs `kvhost run`.
 pub async fn run(args: RunArgs) -> Result<Outcome> {
@@ -45,19 +56,17 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         .unwrap_or_else(|| "component".into());
     wasi.arg(&program).args(&args.args);
 
-    let state = prepared.instance_state(wasi.build(), args.host.max_memory);
+    let state = prepared.instance_state(wasi.build(), args.host.max_memory, None);
     let mut store = Store::new(&engine, state);
     store.limiter(|state| &mut state.memory_cap);
-    match args.timeout {
-        Some(timeout) => {
-            engine::start_epoch_ticker(&engine);
-            store.set_epoch_deadline(engine::deadline_ticks(timeout));
-            store.epoch_deadline_trap();
-        }
-        None => store.set_epoch_deadline(u64::MAX),
-    }
+    // Every tick the guest yields (so a signal is heard) or, past --timeout, is interrupted.
+    engine::start_epoch_ticker(&engine);
+    let deadline = args
+        .timeout
+        .and_then(|timeout| Instant::now().checked_add(timeout));
+    engine::yield_each_tick(&mut store, deadline);
 
-    let outcome = async {
+    let guest = async {
         let instance = linker
             .instantiate_async(&mut store, &prepared.component)
             .await?;
@@ -70,13 +79,40 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
             .wasi_cli_run()
             .call_run(&mut store)
             .await
-    }
-    .await;
-    // Whatever the guest did, what it wrote is flushed before we exit.
+    };
+    let ended = tokio::select! {
+        outcome = guest => Ok(outcome),
+        stop = signals::stop_requested() => Err(stop),
+    };
+    // Whatever ended the guest, what it wrote is flushed before we exit.
     let flushed = prepared.registry.flush().await;
-    let outcome = explain(outcome, store.data().memory_cap.hit, &args);
-    flushed.context("cannot flush the buckets after the component finished")?;
+    let outcome = match ended {
+        Ok(outcome) => explain(outcome, store.data().memory_cap.hit.is_some(), &args),
+        Err(stop) => Ok(stopped(stop, &args)),
+    };
+    if let Err(err) = flushed {
+        if let Err(failure) = &outcome {
+            eprintln!("error: {failure:#}");
+        }
+        eprintln!(
+            "error: {} ended, but the buckets could not be flushed: writes it was told had \
+             succeeded may be lost: {err:#}",
+            args.component.display()
+        );
+        return Ok(Outcome::Exit(EXIT_NOT_DURABLE));
+    }
     outcome
+}
+
+/// Says that `stop` ended the guest; the exit status is the signal's (74 instead if the flush
+/// that follows fails).
+fn stopped(stop: Stop, args: &RunArgs) -> Outcome {
+    eprintln!(
+        "kvhost: {}: stopped {}",
+        stop.name(),
+        args.component.display()
+    );
+    Outcome::Exit(stop.exit_status())
 }
 
 /// Turns the guest's ending into an exit status, explaining traps, limits and deadlines.

@@ -69,11 +69,27 @@ impl std::str::FromStr for BucketSpec {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
+        // Nothing of `text` is echoed unless it is known to hold no password: a bucket name
+        // that passed the check, or a URL scheme.
         let (name, url) = match text.split_once('=') {
             Some((name, url)) => (name, Some(url)),
+            None if text.contains("://") || text.contains('@') => {
+                return Err(
+                    "a bucket needs a name: write NAME=URL (e.g. cache=redis://HOST:PORT/0)"
+                        .to_string(),
+                )
+            }
             None => (text, None),
         };
-        check_bucket_name(name).map_err(|message| format!("bucket {name:?}: {message}"))?;
+        if let Err(message) = check_bucket_name(name) {
+            return Err(if name.contains(':') || name.contains('@') {
+                "the bucket name before '=' is not valid: use 1 to 64 characters of A-Z, a-z, \
+                 0-9, '_', '-', '.'"
+                    .to_string()
+            } else {
+                format!("bucket {name:?}: {message}")
+            });
+        }
         let bucket = match url {
             None | Some("embedded:") => BucketConfig::default(),
             Some("memory:") => BucketConfig {
@@ -84,11 +100,18 @@ impl std::str::FromStr for BucketSpec {
                 redis_bucket(url.to_string())
             }
             Some(other) => {
-                // Only the scheme is echoed: the rest of a URL may hold a password.
-                let scheme = other.split(':').next().unwrap_or_default();
+                let scheme = other
+                    .split_once("://")
+                    .map(|(scheme, _)| scheme)
+                    .or_else(|| other.strip_suffix(':'))
+                    .filter(|scheme| is_scheme(scheme));
+                let unknown = match scheme {
+                    Some(scheme) => format!("unknown backend {scheme:?}"),
+                    None => "not a backend URL".to_string(),
+                };
                 return Err(format!(
-                    "bucket {name:?}: unknown backend {scheme:?}; use NAME (embedded), \
-                     NAME=embedded:, NAME=memory: or NAME=redis[s]://HOST:PORT/DB"
+                    "bucket {name:?}: {unknown}; use NAME (embedded), NAME=embedded:, \
+                     NAME=memory: or NAME=redis[s]://HOST:PORT/DB"
                 ));
             }
         };
@@ -97,6 +120,15 @@ impl std::str::FromStr for BucketSpec {
             bucket,
         })
     }
+}
+
+/// Whether `text` is a URL scheme (RFC 3986: a letter, then letters, digits, `+ - .`); only
+/// a scheme followed by `://` or ending the text is echoed.
+fn is_scheme(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// A `redis` bucket at `url` with the default timeout and no replicas.
@@ -141,5 +173,22 @@ mod tests {
         );
         let spec: BucketSpec = "x=rediss://u:hunter2@127.0.0.1:6379/0".parse().unwrap();
         assert_eq!(spec.bucket.backend, BackendKind::Redis);
+        // Mistakes that would put the password where a name or scheme is echoed.
+        for (text, wanted) in [
+            ("redis://:hunter2@host/0", "a bucket needs a name"),
+            ("x=hunter2@host:6379", "not a backend URL"),
+            ("x=hunter2:6379", "not a backend URL"),
+            ("x=hunter2:", "unknown backend \"hunter2\""),
+            (
+                "u:hunter2@h=redis://h/0",
+                "the bucket name before '=' is not valid",
+            ),
+        ] {
+            let err = text.parse::<BucketSpec>().unwrap_err();
+            assert!(err.contains(wanted), "{text}: {err}");
+            if wanted != "unknown backend \"hunter2\"" {
+                assert!(!err.contains("hunter2"), "password echoed: {err}");
+            }
+        }
     }
 }

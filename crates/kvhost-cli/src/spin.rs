@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use kvhost::config::check_bucket_name;
+use kvhost::config::{check_bucket_name, describe_toml_error};
 use kvhost::{BackendKind, BucketConfig, Grants, Registry};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -32,9 +32,12 @@ pub fn runtime_config_buckets(path: &Path) -> Result<Vec<BucketSpec>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the Spin runtime config {}", path.display()))?;
     let file = path.display();
-    let table: toml::Table = text
-        .parse()
-        .map_err(|err| anyhow!("{file}: not valid TOML: {err}"))?;
+    let table: toml::Table = text.parse().map_err(|err| {
+        anyhow!(
+            "{file}: not valid TOML: {}",
+            describe_toml_error(&err, &text)
+        )
+    })?;
     let mut buckets = Vec::new();
     for (section, value) in &table {
         if section != "key_value_store" {

@@ -7,8 +7,10 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use support::{cache_dir, guest, KVHOST};
 
@@ -360,18 +362,65 @@ fn a_file_that_is_not_a_component_is_refused() {
 fn a_bucket_url_password_is_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     // An unknown scheme (refused by the flag), a bad port, TLS without certificate checks.
+    // A name forgotten, a scheme forgotten, a password with an unencoded '/'.
     for spec in [
         "b=ftp://user:hunter2@host",
         "b=redis://user:hunter2@host:99999",
         "b=rediss://user:hunter2@127.0.0.1:6379/#insecure",
+        "redis://:hunter2@host/0",
+        "b=hunter2@host:6379",
+        "b=redis://:hun/ter2@127.0.0.1:6379/0",
     ] {
         let output = kvhost(dir.path(), &["run", "--bucket", spec, "x.wasm"])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(output.status.code(), Some(2), "{spec}: {stderr}");
         assert!(stderr.contains("bucket"), "{stderr}");
         assert!(!stderr.contains("hunter2"), "password echoed: {stderr}");
+        assert!(!stderr.contains("ter2@"), "password echoed: {stderr}");
+    }
+    // Config files whose error is on a line with a password: a TOML error in a Spin runtime
+    // config and in kvhost.toml, an unknown key beside a password.
+    for (flag, file, text, wanted) in [
+        (
+            "--runtime-config",
+            "runtime-config.toml",
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://:hunter2@h/0\" x\n",
+            "runtime-config.toml: not valid TOML: line 3",
+        ),
+        (
+            "--config",
+            "bad.toml",
+            "[buckets.default]\nbackend = \"redis\"\nurl = \"redis://:hunter2@h/0\" x\n",
+            "bad.toml: line 3",
+        ),
+        (
+            "--config",
+            "unknown.toml",
+            "[buckets.default]\nbackend = \"redis\"\npassword = \"hunter2\"\n",
+            "unknown field `password`",
+        ),
+        (
+            "--config",
+            "slash.toml",
+            "[buckets.default]\nbackend = \"redis\"\nurl = \"redis://:hun/ter2@h/0\"\n",
+            "not a usable Redis URL",
+        ),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        let output = kvhost(
+            dir.path(),
+            &["kv", flag, path.to_str().unwrap(), "list", "default"],
+        )
+        .output()
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{file}: {stderr}");
+        assert!(stderr.contains(wanted), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "password echoed: {stderr}");
+        assert!(!stderr.contains("ter2@"), "password echoed: {stderr}");
     }
     // A Redis that is not there: the error names the server, never the password.
     let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -402,4 +451,57 @@ fn a_bucket_url_password_is_never_echoed() {
     assert!(all.contains("redis unavailable"), "{all}");
     assert!(all.contains(&format!("127.0.0.1:{port}")), "{all}");
     assert!(!all.contains("hunter2"), "password echoed: {all}");
+}
+
+/// SIGINT and SIGTERM stop a guest, even one computing without calling the host, and kvhost
+/// flushes first: exit 130/143 with every acknowledged write of a relaxed bucket (flushed
+/// every minute otherwise) on disk.
+#[test]
+fn a_signal_stops_the_guest_after_its_writes_are_flushed() {
+    for (signal, status) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("kvhost.toml");
+        std::fs::write(
+            &config,
+            "data_dir = \"data\"\n[buckets.held]\ndurability = \"relaxed\"\n\
+             flush_interval_ms = 60000\n",
+        )
+        .unwrap();
+        let config = config.to_str().unwrap();
+        let mut child = kvhost(dir.path(), &["run", "--config", config])
+            .arg(guest("draft2"))
+            .env("KVHOST_GUEST_HOLD", "held")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "wrote 1000\n");
+        let pid = libc::pid_t::try_from(child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let started = Instant::now();
+        let output = loop {
+            if child.try_wait().unwrap().is_some() {
+                break child.wait_with_output().unwrap();
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("kvhost run did not stop within 20 s of signal {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(status), "{stderr}");
+        assert!(stderr.contains(": stopped "), "{stderr}");
+        let listed = kvhost(dir.path(), &["kv", "--config", config, "list", "held"])
+            .output()
+            .unwrap();
+        assert!(listed.status.success(), "{listed:?}");
+        let keys = String::from_utf8_lossy(&listed.stdout);
+        assert_eq!(keys.lines().count(), 1000, "signal {signal}");
+        assert_eq!(keys.lines().last(), Some("held-0999"));
+    }
 }

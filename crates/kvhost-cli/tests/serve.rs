@@ -4,8 +4,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::http::{clients_at_once, Client};
 use support::served::{kv, runtime, send, serve, with_one_slot, OneSlot};
@@ -236,4 +238,226 @@ fn the_minimal_hello_component_answers_hello() {
     );
     let (status, _) = served.stop();
     assert!(status.success());
+}
+
+/// Reads from `stream` until the server closes it (or 10 s pass); returns what was read and
+/// whether it was closed.
+fn read_until_closed(stream: &mut TcpStream) -> (String, bool) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut read = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return (String::from_utf8_lossy(&read).into_owned(), true),
+            Ok(n) => read.extend_from_slice(&buffer[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&read).into_owned(), true)
+            }
+            Err(_) => return (String::from_utf8_lossy(&read).into_owned(), false),
+        }
+    }
+}
+
+/// A client that never finishes its request head, one that sends nothing and one idle after
+/// a request are all closed after --header-timeout, not held forever.
+#[test]
+fn slow_and_idle_clients_are_closed_after_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(
+        dir.path(),
+        &support::hello::hello_component(),
+        &["--header-timeout", "1s"],
+    );
+    let started = Instant::now();
+    let mut half_sent = TcpStream::connect(served.address).unwrap();
+    half_sent
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
+    let mut silent = TcpStream::connect(served.address).unwrap();
+    let mut idle = TcpStream::connect(served.address).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    for (name, stream) in [
+        ("half-sent", &mut half_sent),
+        ("silent", &mut silent),
+        ("idle", &mut idle),
+    ] {
+        let (read, closed) = read_until_closed(stream);
+        assert!(closed, "{name} connection still open after 10 s: {read:?}");
+        if name == "idle" {
+            assert!(read.starts_with("HTTP/1.1 200"), "{read:?}");
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, _) = served.stop();
+    assert!(status.success());
+}
+
+/// Past --max-connections, a new connection is answered 503 and closed; once one closes,
+/// new clients are served again.
+#[test]
+fn connections_past_the_cap_are_answered_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(
+        dir.path(),
+        &support::hello::hello_component(),
+        &["--max-connections", "3", "--metrics", "127.0.0.1:0"],
+    );
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(served.address).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut over = TcpStream::connect(served.address).unwrap();
+    let (read, closed) = read_until_closed(&mut over);
+    assert!(closed && read.starts_with("HTTP/1.1 503"), "{read:?}");
+    assert!(read.contains("--max-connections"), "{read:?}");
+    drop(held);
+    let rt = runtime();
+    let served_again = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        rt.block_on(send(served.address, "GET", "/", b"")).0 == 200
+    });
+    assert!(
+        served_again,
+        "no request was served after the connections closed"
+    );
+    let metrics = rt.block_on(send(served.metrics.unwrap(), "GET", "/metrics", b""));
+    assert!(
+        metrics
+            .1
+            .contains("kvhost_http_connections_rejected_total 1"),
+        "{}",
+        metrics.1
+    );
+    let (status, _) = served.stop();
+    assert!(status.success());
+}
+
+/// SIGTERM closes connections without a whole request at once: kvhost exits in well under
+/// its 30 s --shutdown-timeout.
+#[test]
+fn shutdown_does_not_wait_for_half_sent_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &support::hello::hello_component(), &[]);
+    let mut half_sent = TcpStream::connect(served.address).unwrap();
+    half_sent
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
+    let _silent = TcpStream::connect(served.address).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let (status, log) = served.stop();
+    assert!(status.success(), "{status} {log:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A body over --max-request-body is refused with 413 before the component runs; one within
+/// it is served.
+#[test]
+fn request_bodies_over_the_limit_get_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(
+        dir.path(),
+        &support::hello::hello_component(),
+        &["--max-request-body", "1KiB"],
+    );
+    let rt = runtime();
+    let within = rt.block_on(send(served.address, "POST", "/", &[b'x'; 1024]));
+    assert_eq!(within, (200, "hello\n".to_string()));
+    let over = rt.block_on(send(served.address, "POST", "/", &[b'x'; 1025]));
+    assert_eq!(over.0, 413, "{over:?}");
+    assert!(
+        over.1.contains("--max-request-body (1024 bytes)"),
+        "{over:?}"
+    );
+    let (status, _) = served.stop();
+    assert!(status.success());
+}
+
+/// Instances share --max-total-memory: when it is used up, a request gets 503 naming it
+/// (and the server goes on).
+#[test]
+fn instances_share_the_total_memory_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    // The hello component's one memory is 64 KiB.
+    let served = serve(
+        dir.path(),
+        &support::hello::hello_component(),
+        &["--max-total-memory", "32KiB"],
+    );
+    let reply = runtime().block_on(send(served.address, "GET", "/", b""));
+    assert_eq!(reply.0, 503, "{reply:?}");
+    assert!(
+        reply.1.contains("--max-total-memory (32768 bytes"),
+        "{reply:?}"
+    );
+    let (status, _) = served.stop();
+    assert!(status.success());
+}
+
+/// A trap's details (the wasm backtrace) go to the log, never to the client, whose 500 says
+/// only "internal error".
+#[test]
+fn a_trap_is_logged_and_the_client_hears_internal_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path(), &guest("spin"), &[]);
+    let reply = runtime().block_on(send(served.address, "GET", "/abort", b""));
+    assert_eq!(reply.0, 500, "{reply:?}");
+    assert!(reply.1.starts_with("internal error"), "{reply:?}");
+    assert!(!reply.1.contains("wasm"), "{reply:?}");
+    let (status, log) = served.stop();
+    assert!(status.success());
+    assert!(
+        log.iter().any(|l| l.contains("WARN the component failed")),
+        "{log:?}"
+    );
+    assert!(log.iter().any(|l| l.contains("unreachable")), "{log:?}");
+}
+
+/// A client that hangs up in the middle of a response is logged as one short line, not as a
+/// component failure with a backtrace, whether or not the app then fails writing to it.
+#[test]
+fn a_client_hanging_up_mid_response_is_one_short_log_line() {
+    for app in ["spin", "spin5"] {
+        let dir = tempfile::tempdir().unwrap();
+        let served = serve(dir.path(), &guest(app), &[]);
+        for _ in 0..3 {
+            let mut client = TcpStream::connect(served.address).unwrap();
+            client
+                .write_all(b"GET /big/64000000 HTTP/1.1\r\nhost: x\r\n\r\n")
+                .unwrap();
+            let mut head = [0u8; 12];
+            client.read_exact(&mut head).unwrap();
+            assert_eq!(&head, b"HTTP/1.1 200", "{app}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let reply = runtime().block_on(send(served.address, "GET", "/big/5", b""));
+        assert_eq!(reply, (200, "xxxxx".to_string()), "{app}");
+        let (status, log) = served.stop();
+        assert!(status.success(), "{app}");
+        assert!(
+            !log.iter().any(|l| l.contains("WARN")),
+            "{app}: a hang-up was logged as a warning: {log:?}"
+        );
+        // spin-sdk 3.x fails writing to the closed stream (a trap); 5.x's copy task stops.
+        let hang_ups = log
+            .iter()
+            .filter(|l| l.contains("INFO a client hung up"))
+            .count();
+        assert_eq!(
+            hang_ups,
+            if app == "spin" { 3 } else { 0 },
+            "{app}: {log:?}"
+        );
+    }
 }

@@ -243,18 +243,28 @@ fn bad_use_of_spin_key_value_v3_gives_errors() {
     );
     // Using a closed store is caught by the guest's own bindings: its request fails (a
     // guest trap), the host goes on.
-    let (closed, after) = runtime().block_on(async {
+    // A trap (abort) fails its request with a bare "internal error"; the backtrace is logged.
+    let (closed, aborted, after) = runtime().block_on(async {
         let closed = send(served.address, "GET", "/closed", b"").await;
+        let aborted = send(served.address, "GET", "/abort", b"").await;
         let after = send(served.address, "GET", "/kv/b", b"").await;
-        (closed, after)
+        (closed, aborted, after)
     });
     assert!(
         closed.0 == 500 || closed.1.starts_with("Error"),
         "{closed:?}"
     );
+    assert_eq!(aborted.0, 500, "{aborted:?}");
+    assert!(aborted.1.starts_with("internal error"), "{aborted:?}");
+    assert!(!aborted.1.contains("wasm"), "{aborted:?}");
     assert_eq!((after.0, after.1.as_str()), (200, "2"));
     let (status, log) = served.stop();
     assert!(status.success(), "{status}");
+    assert!(
+        log.iter().any(|l| l.contains("WARN instance discarded")),
+        "{log:?}"
+    );
+    assert!(log.iter().any(|l| l.contains("unreachable")), "{log:?}");
     // The guest's own runtime reports its trap as a panic of its (unnamed) wasm thread; the
     // host's threads must never panic.
     assert!(

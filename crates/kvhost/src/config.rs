@@ -247,8 +247,7 @@ impl Config {
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
             origin: origin.to_string(),
-            // The parser quotes the offending line, which may be a URL with a password.
-            message: redact_urls(err.to_string().trim_end()),
+            message: describe_toml_error(&err, text),
         })?;
         let invalid = |key: String, message: String| ConfigError::Invalid {
             origin: origin.to_string(),
@@ -381,16 +380,18 @@ impl RawBucket {
 }
 
 /// `text` with the user-info part of every URL (`://USER:PASSWORD@`) replaced by `***`.
+///
+/// The user info runs to the last `@` before the URL ends (at whitespace, a quote or a
+/// bracket), so a password with an unencoded `/`, `?` or `#` is hidden whole.
 pub fn redact_urls(text: &str) -> String {
+    let ends_url = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ',' | ']' | ')');
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("://") {
         let (head, tail) = rest.split_at(start + 3);
         out.push_str(head);
-        let authority_end = tail
-            .find(|c: char| c == '/' || c == '"' || c == '\'' || c.is_whitespace())
-            .unwrap_or(tail.len());
-        match tail[..authority_end].rfind('@') {
+        let url_end = tail.find(ends_url).unwrap_or(tail.len());
+        match tail[..url_end].rfind('@') {
             Some(at) => {
                 out.push_str("***");
                 rest = &tail[at..];
@@ -400,6 +401,36 @@ pub fn redact_urls(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A TOML error as `line L, column C: MESSAGE`, for a file whose text is `text`.
+///
+/// Never the parser's own rendering: that quotes the offending line, which may hold a
+/// password (a URL's, or any other key's). URLs in the message are redacted as well.
+pub fn describe_toml_error(err: &toml::de::Error, text: &str) -> String {
+    let message = redact_urls(err.message().trim_end());
+    let Some(start) = err.span().map(|span| span.start) else {
+        return message;
+    };
+    let before = text.get(..start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    // The line's key (what is left of `=`) or table header names the setting; its value is
+    // never shown.
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    let line_text = text[line_start..].lines().next().unwrap_or("").trim();
+    let setting = match line_text.split_once('=') {
+        Some((key, _)) if !key.trim().is_empty() => Some(key.trim()),
+        _ if line_text.starts_with('[') && line_text.ends_with(']') => Some(line_text),
+        _ => None,
+    };
+    match setting {
+        Some(setting) => format!(
+            "line {line}, column {column}, at `{}`: {message}",
+            redact_urls(setting)
+        ),
+        None => format!("line {line}, column {column}: {message}"),
+    }
 }
 
 /// Bucket names are 1 to 64 characters of `A-Z a-z 0-9 _ - .`, other than `.` and `..`, so
@@ -563,11 +594,42 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert!(err.contains(wanted), "{text}: {err}");
         }
-        // A parse error on a URL's line quotes the line without its password.
-        let err = parse("[buckets.a]\nbackend = \"redis\"\nurl = \"redis://u:hunter2@h:1/0\" x\n")
-            .unwrap_err();
-        assert!(!err.contains("hunter2"), "{err}");
-        assert!(err.contains("redis://***@h:1/0"), "{err}");
+        // A parse error names the line, never quotes it: it may hold a password.
+        for (text, wanted) in [
+            (
+                "[buckets.a]\nbackend = \"redis\"\nurl = \"redis://u:hunter2@h:1/0\" x\n",
+                "line 3, column",
+            ),
+            (
+                "[buckets.a]\nbackend = \"redis\"\npassword = \"hunter2\"\n",
+                "line 3, column 1, at `password`: unknown field `password`",
+            ),
+            (
+                "[buckets.a]\nbackend = \"redis\"\nurl = [\"redis://:hunter2@h/0\"]\n",
+                "line 3, column 7",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(wanted), "{text}: {err}");
+            assert!(!err.contains("hunter2"), "password echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn urls_lose_their_user_info() {
+        for (text, redacted) in [
+            ("redis://u:hunter2@h:1/0", "redis://***@h:1/0"),
+            ("redis://:hun/ter2@h:1/0", "redis://***@h:1/0"),
+            ("redis://:hun?te#r2@h", "redis://***@h"),
+            ("at \"rediss://:a@b@h/0\", x", "at \"rediss://***@h/0\", x"),
+            (
+                "redis://h:1/0 and redis://u:p@h",
+                "redis://h:1/0 and redis://***@h",
+            ),
+            ("no url here: a@b", "no url here: a@b"),
+        ] {
+            assert_eq!(redact_urls(text), redacted, "{text}");
+        }
     }
 
     #[test]

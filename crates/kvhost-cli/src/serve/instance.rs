@@ -5,11 +5,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
 
 use super::metrics::Metrics;
-use crate::host::{HostState, Prepared};
+use crate::host::{HostState, MemoryBudget, Prepared};
 
 /// Makes the stores of served instances; shared by every request and worker.
 pub struct Instances {
@@ -21,6 +21,8 @@ pub struct Instances {
     pub env: Vec<(String, String)>,
     /// Counts the instances started.
     pub metrics: Arc<Metrics>,
+    /// `--max-total-memory`, shared by every instance.
+    pub budget: Arc<MemoryBudget>,
 }
 
 impl Instances {
@@ -35,14 +37,14 @@ impl Instances {
         for (name, value) in &self.env {
             wasi.env(name, value);
         }
-        let state = self.prepared.instance_state(wasi.build(), self.max_memory);
+        let state = self.prepared.instance_state(
+            wasi.build(),
+            self.max_memory,
+            Some(Arc::clone(&self.budget)),
+        );
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory_cap);
-        store.epoch_deadline_callback(move |_| match deadline {
-            Some(deadline) if Instant::now() >= deadline => Err(Trap::Interrupt.into()),
-            _ => Ok(UpdateDeadline::Yield(1)),
-        });
-        store.set_epoch_deadline(1);
+        crate::engine::yield_each_tick(&mut store, deadline);
         store
     }
 }

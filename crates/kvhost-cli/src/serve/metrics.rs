@@ -42,6 +42,10 @@ pub struct Metrics {
     pub queued: AtomicU64,
     /// Component instances started (one per request for WASIp2; fewer when reused).
     pub instances: AtomicU64,
+    /// Connections open now.
+    pub connections: AtomicU64,
+    /// Connections turned away (503, then closed) at `--max-connections`.
+    pub connections_rejected: AtomicU64,
     buckets: RwLock<BTreeMap<String, Arc<BucketCounters>>>,
 }
 
@@ -133,6 +137,18 @@ impl Metrics {
                 "counter",
                 "Component instances started (WASIp3 instances serve several requests).",
                 &self.instances,
+            ),
+            (
+                "kvhost_http_connections",
+                "gauge",
+                "Client connections open.",
+                &self.connections,
+            ),
+            (
+                "kvhost_http_connections_rejected_total",
+                "counter",
+                "Connections answered 503 and closed because --max-connections were open.",
+                &self.connections_rejected,
             ),
         ];
         for (name, kind, help, value) in gauges {

@@ -16,6 +16,8 @@
 //! every instance has ended (or `--shutdown-timeout` passed) the buckets are flushed and
 //! kvhost exits 0.
 
+mod body;
+mod conn;
 mod instance;
 mod metrics;
 mod p2;
@@ -23,14 +25,13 @@ mod p3;
 mod request;
 mod stubs;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hyper::server::conn::http1;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
@@ -41,9 +42,10 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpHooks;
 
 use crate::cli::ServeArgs;
-use crate::host::{wasm_error, HostState, Prepared};
+use crate::host::{wasm_error, HostState, MemoryBudget, Prepared};
 use crate::{engine, Outcome};
 
+use self::conn::Connections;
 use self::instance::Instances;
 use self::metrics::Metrics;
 use self::p3::Workers;
@@ -81,6 +83,10 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
         max_memory: args.host.max_memory,
         env: args.host.env.clone(),
         metrics: Arc::clone(&metrics),
+        budget: Arc::new(MemoryBudget::new(
+            args.max_total_memory
+                .unwrap_or_else(MemoryBudget::default_limit),
+        )),
     });
     let (handler, generation) = match linked {
         Linked::P2(pre) => (
@@ -109,6 +115,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
         admission: Admission::new(args.max_concurrency, args.max_queued),
         metrics,
         request_timeout: args.request_timeout,
+        max_request_body: args.max_request_body as u64,
         in_flight,
     });
     tracing::info!(
@@ -117,26 +124,20 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
         registry.names().collect::<Vec<_>>().join(", ")
     );
 
-    let signal = shutdown_signal();
+    let connections = Connections::new(args.max_connections, args.header_timeout);
+    let signal = crate::signals::stop_requested();
     tokio::pin!(signal);
     loop {
         tokio::select! {
             signal = &mut signal => {
-                tracing::info!("{signal}: finishing in-flight requests, then exiting");
+                tracing::info!("{}: finishing in-flight requests, then exiting", signal.name());
                 break;
             }
             accepted = listener.accept() => match accepted {
-                Ok((stream, client)) => {
-                    tokio::spawn(serve_connection(
-                        stream,
-                        client,
-                        Arc::clone(&server),
-                        stopping.clone(),
-                    ));
-                }
+                Ok((stream, client)) => connections.accepted(stream, client, &server, &stopping),
                 // Running out of file descriptors and the like: wait, do not spin.
                 Err(err) => {
-                    tracing::warn!("cannot accept a connection: {err}");
+                    connections.accept_failed(&err);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -253,34 +254,6 @@ fn link(engine: &Engine, component: &Component, path: &Path) -> Result<Linked> {
         .map_err(|err| wasm_error(&format!("cannot serve {}", path.display()), err))
 }
 
-/// Serves one connection until it closes, or until shutdown (then after its current request).
-async fn serve_connection(
-    stream: TcpStream,
-    client: SocketAddr,
-    server: Arc<Server>,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let _in_flight = server.in_flight.clone();
-    // Small responses should leave at once, not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
-    let service =
-        hyper::service::service_fn(move |request| Arc::clone(&server).handle(request, client));
-    let connection = http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(err) = result {
-        tracing::debug!(%client, "connection ended: {err}");
-    }
-}
-
 /// Answers `GET /metrics` on `listener` with the Prometheus text format.
 async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
@@ -306,22 +279,6 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
-    }
-}
-
-/// Resolves with the name of the first SIGINT or SIGTERM.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; stop kvhost with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
     }
 }
 

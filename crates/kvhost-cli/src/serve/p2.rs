@@ -5,26 +5,27 @@
 //! goes out as soon as the guest calls `response-outparam.set`; the body streams while the
 //! instance keeps running, and the admission slot is held until the instance ends.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::{Response, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
-use super::request::{error_code_response, plain, Failure, Server};
+use super::body::ResponseBody;
+use super::request::{error_code_response, plain, Failure, ServedRequest, Server};
 use crate::host::HostState;
 
 /// Answers `request` with a fresh instance of `pre`, holding `slot` until the instance ends.
 pub async fn respond(
     server: &Arc<Server>,
     pre: &ProxyPre<HostState>,
-    request: Request<Incoming>,
+    request: ServedRequest,
     slot: OwnedSemaphorePermit,
 ) -> Response<HyperOutgoingBody> {
     let deadline = Instant::now() + server.request_timeout;
@@ -46,6 +47,8 @@ pub async fn respond(
 
     let server = Arc::clone(server);
     let pre = pre.clone();
+    let hung_up = Arc::new(AtomicBool::new(false));
+    let client_gone = Arc::clone(&hung_up);
     let task = tokio::spawn(async move {
         let _slot = slot;
         let _in_flight = server.in_flight.clone();
@@ -62,19 +65,23 @@ pub async fn respond(
         let failure = match called {
             Ok(Ok(())) => return None,
             Err(_elapsed) => Failure::Deadline(server.request_timeout),
-            Ok(Err(err)) => Failure::classify(
-                err,
-                store.data().memory_cap.hit,
-                server.request_timeout,
-                server.instances.max_memory,
-            ),
+            Ok(Err(err)) => {
+                Failure::classify(err, store.data().memory_cap.hit, server.request_timeout)
+            }
         };
-        tracing::warn!("{}", failure.message());
+        if client_gone.load(Ordering::Acquire) && matches!(failure, Failure::Error(_)) {
+            // The component failed writing to a client that had gone: not its fault.
+            tracing::info!("a client hung up before its response's end");
+        } else {
+            tracing::warn!("{}", failure.message());
+        }
         Some(failure)
     });
 
     match receiver.await {
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => {
+            response.map(|body| ResponseBody::new(body, hung_up, ()).boxed_unsync())
+        }
         Ok(Err(code)) => error_code_response(&code),
         // The instance ended without answering: say why.
         Err(_) => match task.await {

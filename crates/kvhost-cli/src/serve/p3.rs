@@ -19,15 +19,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
@@ -40,17 +38,25 @@ use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::WasiHttpView;
 
+use super::body::ResponseBody;
 use super::instance::Instances;
-use super::request::{error_code_response, plain, Failure, Server};
+use super::request::{error_code_response, plain, Failure, ServedRequest, Server};
 use crate::cli::ReuseArgs;
 use crate::host::HostState;
 
-/// What a request hears when its instance fails before answering it: the status and message
-/// of the failure, set by the worker that ran it.
-pub type Verdict = Arc<VerdictSlot>;
+/// What a request and the instance that takes it tell each other.
+pub type Verdict = Arc<RequestState>;
 
-/// The slot behind a [`Verdict`].
-pub type VerdictSlot = Mutex<Option<(StatusCode, String)>>;
+/// The state behind a [`Verdict`].
+#[derive(Default)]
+pub struct RequestState {
+    /// What the request hears when its instance fails before answering it: the status and
+    /// message of the failure, set by the worker that ran it.
+    failure: Mutex<Option<(StatusCode, String)>>,
+    /// Set (by the worker that takes the request) to that worker's hang-up flag, which the
+    /// response body sets if the client goes away before the body's end.
+    hung_up: OnceLock<Arc<AtomicBool>>,
+}
 
 /// How instances are made and reused; the state behind the server's `ProxyHandler`.
 pub struct Workers {
@@ -120,8 +126,8 @@ impl HandlerState for Workers {
                 max_requests: self.reuse.instance_max_requests as usize,
                 max_concurrent: self.reuse.instance_max_concurrent as usize,
                 request_timeout: self.request_timeout,
-                max_memory: self.instances.max_memory,
                 requests: Mutex::new(Vec::new()),
+                hung_up: Arc::default(),
                 _in_flight: self.in_flight.clone(),
                 _permit: permit,
             },
@@ -134,9 +140,10 @@ pub struct Worker {
     max_requests: usize,
     max_concurrent: usize,
     request_timeout: Duration,
-    max_memory: usize,
     /// The verdicts of the requests this instance took (dead ones are pruned on the way).
-    requests: Mutex<Vec<Weak<VerdictSlot>>>,
+    requests: Mutex<Vec<Weak<RequestState>>>,
+    /// Set when a client of this instance hung up before its response's end.
+    hung_up: Arc<AtomicBool>,
     _in_flight: mpsc::Sender<()>,
     /// Freed when the worker ends (after its store is dropped).
     _permit: OwnedSemaphorePermit,
@@ -162,6 +169,7 @@ impl WorkerState for Worker {
         verdict: Verdict,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let _ = verdict.hung_up.set(Arc::clone(&self.hung_up));
         if let Ok(mut requests) = self.requests.lock() {
             requests.retain(|request| request.strong_count() > 0);
             requests.push(Arc::downgrade(&verdict));
@@ -173,20 +181,20 @@ impl WorkerState for Worker {
         let Err(err) = result else {
             return;
         };
-        let failure = Failure::classify(
-            err,
-            store.data().memory_cap.hit,
-            self.request_timeout,
-            self.max_memory,
-        );
-        tracing::warn!("instance discarded: {}", failure.message());
-        let verdict = (failure.status(), failure.message());
+        let failure = Failure::classify(err, store.data().memory_cap.hit, self.request_timeout);
+        if self.hung_up.load(Ordering::Acquire) && matches!(failure, Failure::Error(_)) {
+            // The component failed writing to a client that had gone: not its fault.
+            tracing::info!("a client hung up before its response's end; instance discarded");
+        } else {
+            tracing::warn!("instance discarded: {}", failure.message());
+        }
+        let verdict = (failure.status(), failure.client_message());
         drop(store);
         let Ok(requests) = self.requests.lock() else {
             return;
         };
         for request in requests.iter().filter_map(Weak::upgrade) {
-            if let Ok(mut slot) = request.lock() {
+            if let Ok(mut slot) = request.failure.lock() {
                 slot.get_or_insert_with(|| verdict.clone());
             }
         }
@@ -237,11 +245,11 @@ impl WorkerExpiration for Expiration {
 pub async fn respond(
     server: &Arc<Server>,
     handler: &ProxyHandler<Workers>,
-    request: Request<Incoming>,
+    request: ServedRequest,
     slot: OwnedSemaphorePermit,
 ) -> Response<HyperOutgoingBody> {
     let verdict = Verdict::default();
-    let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+    let request = request.map(|body| body.boxed_unsync());
     let in_flight = InFlight::new(server, slot);
     let handled = tokio::time::timeout(
         server.request_timeout,
@@ -250,13 +258,8 @@ pub async fn respond(
     .await;
     let err = match handled {
         Ok(Ok(response)) => {
-            return response.map(|body| {
-                Held {
-                    body,
-                    _in_flight: in_flight,
-                }
-                .boxed_unsync()
-            })
+            let hung_up = verdict.hung_up.get().cloned().unwrap_or_default();
+            return response.map(|body| ResponseBody::new(body, hung_up, in_flight).boxed_unsync());
         }
         Ok(Err(err)) => err,
         Err(_elapsed) => return Failure::Deadline(server.request_timeout).response(),
@@ -265,7 +268,7 @@ pub async fn respond(
         Failure::Deadline(server.request_timeout)
     } else if err.is::<TrapOrPanicError>() {
         // The worker filled in the cause when it dropped the instance.
-        if let Some((status, message)) = verdict.lock().ok().and_then(|slot| slot.clone()) {
+        if let Some((status, message)) = verdict.failure.lock().ok().and_then(|slot| slot.clone()) {
             return plain(status, &format!("{message}\n"));
         }
         Failure::Error(err)
@@ -301,31 +304,5 @@ impl Drop for InFlight {
             .metrics
             .in_flight
             .fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A response body that keeps its request [`InFlight`] until it is done or dropped.
-struct Held {
-    body: HyperOutgoingBody,
-    _in_flight: InFlight,
-}
-
-impl hyper::body::Body for Held {
-    type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
     }
 }

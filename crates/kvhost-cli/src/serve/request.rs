@@ -31,11 +31,15 @@ use wasmtime_wasi_http::handler::ProxyHandler;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::body::RequestBody;
 use super::instance::Instances;
 use super::metrics::Metrics;
 use super::p3::Workers;
 use super::stubs::Unprovided;
-use crate::host::HostState;
+use crate::host::{HostState, MemoryLimit};
+
+/// A request as the component gets it: its body capped at `--max-request-body`.
+pub type ServedRequest = Request<RequestBody<Incoming>>;
 
 /// The component's HTTP handler, by the `wasi:http` generation it exports.
 pub enum Handler {
@@ -57,6 +61,8 @@ pub struct Server {
     pub metrics: Arc<Metrics>,
     /// `--request-timeout`.
     pub request_timeout: Duration,
+    /// `--max-request-body`, in bytes.
+    pub max_request_body: u64,
     /// Cloned into every running instance; shutdown waits until all clones are gone.
     pub in_flight: mpsc::Sender<()>,
 }
@@ -110,8 +116,8 @@ impl Admission {
 pub enum Failure {
     /// Past `--request-timeout`.
     Deadline(Duration),
-    /// It tried to grow its memory past `--max-memory`.
-    MemoryCap(usize),
+    /// It tried to grow its memory past `--max-memory` or `--max-total-memory`.
+    Memory(MemoryLimit),
     /// It called an import kvhost does not provide.
     Unprovided(Unprovided),
     /// Anything else (a trap, an instantiation failure).
@@ -124,15 +130,14 @@ impl Failure {
     /// What became of an instance that ended with `err`.
     pub fn classify(
         err: wasmtime::Error,
-        memory_cap_hit: bool,
+        memory_limit_hit: Option<MemoryLimit>,
         request_timeout: Duration,
-        max_memory: usize,
     ) -> Failure {
         if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
             return Failure::Deadline(request_timeout);
         }
-        if memory_cap_hit {
-            return Failure::MemoryCap(max_memory);
+        if let Some(limit) = memory_limit_hit {
+            return Failure::Memory(limit);
         }
         match err.downcast::<Unprovided>() {
             Ok(unprovided) => Failure::Unprovided(unprovided),
@@ -144,29 +149,46 @@ impl Failure {
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
+            // Other instances hold the memory: a retry later may succeed.
+            Failure::Memory(MemoryLimit::Total(_)) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// What the client and the log are told.
+    /// What the log is told: everything, a trap's wasm backtrace included.
     pub fn message(&self) -> String {
         match self {
             Failure::Deadline(timeout) => format!(
                 "the component did not finish within --request-timeout {}",
                 crate::units::format_duration(*timeout)
             ),
-            Failure::MemoryCap(max) => {
+            Failure::Memory(MemoryLimit::Instance(max)) => {
                 format!("the component tried to grow its memory past --max-memory ({max} bytes)")
             }
+            Failure::Memory(MemoryLimit::Total(max)) => format!(
+                "the component needed more memory than is left of --max-total-memory ({max} \
+                 bytes, shared by all instances)"
+            ),
             Failure::Unprovided(unprovided) => unprovided.to_string(),
             Failure::Error(err) => format!("the component failed: {err:#}"),
             Failure::NoResponse => "the component returned without sending a response".to_string(),
         }
     }
 
-    /// A `text/plain` response saying what happened.
+    /// What the client is told: as [`Failure::message`], but never a trap's details (a
+    /// backtrace says too much about the component to a remote client); those are logged.
+    pub fn client_message(&self) -> String {
+        match self {
+            Failure::Error(_) => {
+                "internal error: the component failed; the kvhost log has the details".into()
+            }
+            _ => self.message(),
+        }
+    }
+
+    /// A `text/plain` response with the [`Failure::client_message`].
     pub fn response(&self) -> Response<HyperOutgoingBody> {
-        plain(self.status(), &format!("{}\n", self.message()))
+        plain(self.status(), &format!("{}\n", self.client_message()))
     }
 }
 
@@ -198,6 +220,19 @@ impl Server {
         request: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
+        let declared = request
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.max_request_body) {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "the request body is larger than --max-request-body ({} bytes)\n",
+                    self.max_request_body
+                ),
+            );
+        }
         let Some(slot) = self.admission.enter(&self.metrics).await else {
             self.metrics.rejected.fetch_add(1, Ordering::Relaxed);
             let mut response = plain(
@@ -209,7 +244,8 @@ impl Server {
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
             return response;
         };
-        let request = with_spin_headers(request, client);
+        let request = with_spin_headers(request, client)
+            .map(|body| RequestBody::new(body, self.max_request_body));
         match &self.handler {
             Handler::P2(pre) => super::p2::respond(self, pre, request, slot).await,
             Handler::P3(handler) => super::p3::respond(self, handler, request, slot).await,
