@@ -94,7 +94,17 @@ pub enum KvCommand {
         null: bool,
     },
     /// Write every entry as JSON lines: {"key": "...", "value": "<base64>"}.
-    Export { bucket: String },
+    Export {
+        bucket: String,
+        /// From a damaged store: export every entry that can be read, skip the rest, and say
+        /// on stderr what was skipped (exit 0 unless nothing could be read).
+        #[arg(long)]
+        salvage: bool,
+    },
+    /// Read every key and value of the buckets (default: all configured buckets) and say, one
+    /// line per bucket, whether all of it is readable. Exit 2 if anything is not; then
+    /// `export --salvage` saves what can be read (see docs/durability.md).
+    Check { buckets: Vec<String> },
     /// Read JSON lines as written by export from FILE or stdin ("-", the default) and set
     /// every entry, in batches.
     Import {

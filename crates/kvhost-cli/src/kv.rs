@@ -94,8 +94,23 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
             }
             Outcome::Done
         }
-        KvCommand::Export { bucket } => {
-            export(&open(&registry, &bucket)?).await?;
+        KvCommand::Export { bucket, salvage } => {
+            let bucket = open(&registry, &bucket)?;
+            if salvage {
+                salvage_export(&bucket).await?;
+            } else {
+                export(&bucket).await?;
+            }
+            Outcome::Done
+        }
+        KvCommand::Check { buckets } => {
+            if !crate::check::check(&registry, &buckets).await? {
+                return Err(anyhow!(
+                    "the store is damaged: `kvhost kv export BUCKET --salvage > BUCKET.jsonl` \
+                     saves what can be read of a bucket (see docs/durability.md, \
+                     \"Damaged store files\")"
+                ));
+            }
             Outcome::Done
         }
         KvCommand::Import { bucket, file } => {
@@ -125,7 +140,7 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
 }
 
 /// Opens a bucket with every grant, turning "no such store" into advice.
-fn open(registry: &Registry, name: &str) -> Result<BucketHandle> {
+pub fn open(registry: &Registry, name: &str) -> Result<BucketHandle> {
     registry.open(name, &Grants::All).map_err(|err| match err {
         Error::NoSuchStore => anyhow!(
             "no bucket named {name:?}; configured buckets: {}. Add a [buckets.{name}] table to \
@@ -206,6 +221,35 @@ async fn export(bucket: &BucketHandle) -> Result<()> {
             Ok(())
         })?;
     }
+    Ok(())
+}
+
+/// `export --salvage`: every entry that can be read, then a summary on stderr.
+async fn salvage_export(bucket: &BucketHandle) -> Result<()> {
+    let mut failed = None;
+    let walk = crate::check::walk(bucket, |key, value| {
+        if failed.is_some() {
+            return;
+        }
+        let line = Line {
+            key,
+            value: STANDARD.encode(value),
+        };
+        let written = write_stdout(|out| {
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")
+        });
+        failed = written.err();
+    })
+    .await;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    let summary = crate::check::describe(bucket.name(), &walk);
+    if walk.read == 0 && !walk.complete() {
+        return Err(anyhow!("nothing could be salvaged: {summary}"));
+    }
+    eprintln!("salvaged {summary}");
     Ok(())
 }
 

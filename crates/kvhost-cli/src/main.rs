@@ -7,6 +7,7 @@
 //! status: 0 on success, 1 when `kv get` finds no such key, 2 on any error (printed to stderr
 //! with what to do next), as clap does for usage errors.
 
+mod check;
 mod cli;
 mod engine;
 mod host;
@@ -36,6 +37,7 @@ pub(crate) enum Outcome {
 }
 
 fn main() -> ExitCode {
+    quiet_contained_panics();
     let cli = Cli::parse();
     init_logging(match cli.command {
         Command::Serve(_) => "info",
@@ -67,6 +69,18 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A panic that kvhost turns into a "store damaged" error (see
+/// `kvhost::backend::embedded::containing_panic`) is reported as that error; printing the
+/// panic too would look like a crash. Every other panic is printed as usual.
+fn quiet_contained_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !kvhost::backend::embedded::containing_panic() {
+            default(info);
+        }
+    }));
 }
 
 /// Log lines go to stderr, filtered by `$KVHOST_LOG` (e.g. `debug`, `kvhost=debug,info`),

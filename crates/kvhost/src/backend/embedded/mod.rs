@@ -17,6 +17,7 @@
 //! * each `set_many` / `delete_many` is one transaction: all of it or none of it;
 //! * a second process opening the same directory gets [`OpenError::InUse`], naming it.
 
+mod damage;
 mod overlay;
 mod record;
 mod writer;
@@ -33,6 +34,8 @@ use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend, TableHandle};
 use tokio::sync::oneshot;
 
+pub use self::damage::containing_panic;
+use self::damage::{contain, contain_as};
 use self::overlay::{Lookup, Overlay, ReadCache, Snapshot};
 use self::record::{FORMAT_VERSION, META, META_FORMAT, META_SEQ};
 use self::writer::{Job, Op, Reply, Writer};
@@ -131,15 +134,29 @@ impl EmbeddedStore {
     /// Opens the store on a custom redb storage backend; `dir` only names it in messages.
     /// This is the seam fault-injection tests use.
     pub fn open_with_backend(dir: &Path, backend: impl StorageBackend) -> Result<Self, OpenError> {
-        let db = Database::builder()
-            .create_with_backend(backend)
-            .map_err(|err| match err {
-                redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
-                    dir: dir.to_path_buf(),
-                },
-                other => storage(dir, other),
-            })?;
-        let seq = check_format(&db, dir)?;
+        let opened = || {
+            let db = Database::builder()
+                .create_with_backend(backend)
+                .map_err(|err| match err {
+                    redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
+                        dir: dir.to_path_buf(),
+                    },
+                    other => storage(dir, other),
+                })?;
+            let seq = check_format(&db, dir)?;
+            Ok((db, seq))
+        };
+        let (db, seq) = contain_as(opened, |damaged| {
+            storage(
+                dir,
+                format!(
+                    "{damaged} where it is opened, so nothing can be read from it: move {} \
+                     aside (keep it) and start from a backup or an export; see \
+                     docs/durability.md (\"Damaged store files\")",
+                    record::FILE_NAME
+                ),
+            )
+        })?;
         let db = Arc::new(db);
         let label = format!("embedded store {}", dir.display());
         let poison = Arc::new(Mutex::new(None));
@@ -189,7 +206,10 @@ impl EmbeddedStore {
             txn.commit()?;
             Ok(())
         };
-        create().map_err(|err| OpenError::Storage {
+        contain(&self.inner.label, || {
+            create().map_err(|err| Error::other(err.to_string()))
+        })
+        .map_err(|err| OpenError::Storage {
             dir: self.inner.dir.clone(),
             message: err.to_string(),
         })?;
@@ -337,6 +357,11 @@ impl EmbeddedBucket {
         }
     }
 
+    /// Runs `read` with a panic inside redb turned into a "store damaged" error.
+    fn contained<T>(&self, read: impl FnOnce() -> Result<T>) -> Result<T> {
+        contain(&self.store.label, read)
+    }
+
     fn read_failed(&self, err: impl Into<redb::Error>) -> Error {
         Error::other(format!("{}: read failed: {}", self.store.label, err.into()))
     }
@@ -419,8 +444,10 @@ impl Bucket for EmbeddedBucket {
         if let Lookup::Pending(value) = self.pending(key) {
             return Ok(value);
         }
-        let snapshot = self.snapshot()?;
-        Ok(value_of(&snapshot, key)?.map(|(_, value)| value))
+        self.contained(|| {
+            let snapshot = self.snapshot()?;
+            Ok(value_of(&snapshot, key)?.map(|(_, value)| value))
+        })
     }
 
     async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
@@ -435,18 +462,20 @@ impl Bucket for EmbeddedBucket {
         if let Lookup::Pending(value) = self.pending(key) {
             return Ok(value.is_some());
         }
-        let snapshot = self.snapshot()?;
-        let found = snapshot.get(key).map_err(read_error)?.is_some();
-        Ok(found)
+        self.contained(|| {
+            let snapshot = self.snapshot()?;
+            let found = snapshot.get(key).map_err(read_error)?.is_some();
+            Ok(found)
+        })
     }
 
     async fn list_keys(&self, position: Option<Vec<u8>>, budget: PageBudget) -> Result<KeyPage> {
         let after = position.map(ordered_position).transpose()?;
         // Listing reads redb's order; pending relaxed writes are committed first.
         self.settle_overlay().await?;
-        let snapshot = self.snapshot()?;
-        let table = &*snapshot;
-        {
+        self.contained(|| {
+            let snapshot = self.snapshot()?;
+            let table = &*snapshot;
             let range = match &after {
                 Some(key) => table.range::<&str>((
                     std::ops::Bound::Excluded(key.as_str()),
@@ -460,7 +489,7 @@ impl Bucket for EmbeddedBucket {
                 Ok(key.value().to_string())
             });
             ordered_page(keys, budget)
-        }
+        })
     }
 
     async fn increment(&self, key: String, delta: i64) -> Result<i64> {
@@ -475,17 +504,19 @@ impl Bucket for EmbeddedBucket {
         // latest delete, which a pending delete of any key would move. So pending writes of
         // this bucket commit first.
         self.settle_overlay().await?;
-        self.read_txn(|table, txn| match value_of(table, &key)? {
-            Some((version, value)) => Ok(CasToken::new(key, Some(value), version)),
-            None => {
-                let meta = txn.open_table(META).map_err(read_error)?;
-                let seq = meta.get(META_SEQ).map_err(read_error)?;
-                Ok(CasToken::new(
-                    key,
-                    None,
-                    seq.map(|g| g.value()).unwrap_or(0),
-                ))
-            }
+        self.contained(|| {
+            self.read_txn(|table, txn| match value_of(table, &key)? {
+                Some((version, value)) => Ok(CasToken::new(key, Some(value), version)),
+                None => {
+                    let meta = txn.open_table(META).map_err(read_error)?;
+                    let seq = meta.get(META_SEQ).map_err(read_error)?;
+                    Ok(CasToken::new(
+                        key,
+                        None,
+                        seq.map(|g| g.value()).unwrap_or(0),
+                    ))
+                }
+            })
         })
     }
 
@@ -500,17 +531,19 @@ impl Bucket for EmbeddedBucket {
         // Overlay first, snapshot after: a key that misses the overlay was settled (committed)
         // before the miss, so only a snapshot taken after every miss is sure to hold it.
         let pending: Vec<Lookup> = keys.iter().map(|key| self.pending(key)).collect();
-        let snapshot = self.snapshot()?;
-        keys.into_iter()
-            .zip(pending)
-            .map(|(key, pending)| match pending {
-                Lookup::Pending(value) => Ok((key, value)),
-                Lookup::Unknown => {
-                    let value = value_of(&snapshot, &key)?.map(|(_, value)| value);
-                    Ok((key, value))
-                }
-            })
-            .collect()
+        self.contained(|| {
+            let snapshot = self.snapshot()?;
+            keys.into_iter()
+                .zip(pending)
+                .map(|(key, pending)| match pending {
+                    Lookup::Pending(value) => Ok((key, value)),
+                    Lookup::Unknown => {
+                        let value = value_of(&snapshot, &key)?.map(|(_, value)| value);
+                        Ok((key, value))
+                    }
+                })
+                .collect()
+        })
     }
 
     async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {

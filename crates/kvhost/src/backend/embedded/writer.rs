@@ -200,7 +200,10 @@ impl Writer {
         }
         let version = self.seq + 1;
         let mut deletes = Vec::new();
-        let outcome = self.apply(&batch, version, durable, &mut deletes);
+        // A panic inside redb (a damaged page) fails the batch and poisons the store, as an
+        // I/O error does; the writer thread lives on to refuse later writes with the cause.
+        let outcome =
+            super::damage::contain_as(|| self.apply(&batch, version, durable, &mut deletes), Fatal);
         match outcome {
             Ok(results) => {
                 self.seq = version;
