@@ -1,9 +1,11 @@
 //! Injected storage failures, through redb's `StorageBackend` seam.
 //!
-//! A backend that wraps redb's file backend fails writes or fsyncs on demand. The promise
-//! under test: the failing call returns `other`, the store then refuses every write until it is
-//! reopened (it never acknowledges on top of a failed fsync), reads keep working, and a reopen
-//! shows every write that was acknowledged.
+//! A backend that wraps redb's file backend fails writes or fsyncs on demand (a full disk, a
+//! failing device). The promise under test: the failing call returns `other`, the store then
+//! refuses every write while the fault lasts (it never acknowledges on top of a failed
+//! fsync), reads keep working, writes resume by themselves once the storage works again, and
+//! a reopen shows every write that was acknowledged (relaxed ones included) and none that
+//! was refused.
 
 use std::fs::OpenOptions;
 use std::io;
@@ -20,7 +22,10 @@ use redb::{BackendError, StorageBackend};
 
 #[derive(Debug, Default)]
 struct Switches {
-    fail_writes: AtomicBool,
+    /// The disk is full: growing the file fails with ENOSPC (writes within it work, as on a
+    /// real file system).
+    disk_full: AtomicBool,
+    /// The device fails: every fsync fails.
     fail_syncs: AtomicBool,
 }
 
@@ -34,6 +39,10 @@ fn injected(what: &str) -> io::Error {
     io::Error::other(format!("injected {what} failure"))
 }
 
+fn no_space() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
+}
+
 impl StorageBackend for Faulty {
     fn len(&self) -> Result<u64, io::Error> {
         self.inner.len()
@@ -42,8 +51,8 @@ impl StorageBackend for Faulty {
         self.inner.read(offset, out)
     }
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        if self.switches.fail_writes.load(Ordering::SeqCst) {
-            return Err(injected("write"));
+        if self.switches.disk_full.load(Ordering::SeqCst) && len > self.inner.len()? {
+            return Err(no_space());
         }
         self.inner.set_len(len)
     }
@@ -54,8 +63,9 @@ impl StorageBackend for Faulty {
         self.inner.sync_data()
     }
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        if self.switches.fail_writes.load(Ordering::SeqCst) {
-            return Err(injected("write"));
+        let end = offset + data.len() as u64;
+        if self.switches.disk_full.load(Ordering::SeqCst) && end > self.inner.len()? {
+            return Err(no_space());
         }
         self.inner.write(offset, data)
     }
@@ -86,21 +96,26 @@ impl StorageBackend for Faulty {
     }
 }
 
+/// A store on `Faulty` backends: each reopen (after an I/O error) gets a new one over the
+/// same file, obeying the same switches.
 fn open_faulty(dir: &Path) -> (EmbeddedStore, Arc<Switches>) {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("kvhost.redb"))
-        .unwrap();
     let switches = Arc::new(Switches::default());
-    let backend = Faulty {
-        inner: FileBackend::new(file).unwrap(),
-        switches: Arc::clone(&switches),
+    let path = dir.join("kvhost.redb");
+    let shared = Arc::clone(&switches);
+    let make = move || {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        Ok(Faulty {
+            inner: FileBackend::new(file).map_err(io::Error::other)?,
+            switches: Arc::clone(&shared),
+        })
     };
     (
-        EmbeddedStore::open_with_backend(dir, backend).unwrap(),
+        EmbeddedStore::open_with_backends(dir, make).unwrap(),
         switches,
     )
 }
@@ -111,7 +126,31 @@ fn bucket(store: &EmbeddedStore) -> kvhost::backend::embedded::EmbeddedBucket {
         .unwrap()
 }
 
-async fn check_failure_mode(fail: impl Fn(&Switches, bool)) {
+/// While the storage fails: the failing write and every write after it get `other` naming
+/// the error, reads go on. Once it works again: writes resume by themselves (within a
+/// second), with no reopen, and a reopen later shows every acknowledged write and no refused
+/// one.
+/// Every acknowledged key reads back and is listed.
+async fn check_reads(b: &kvhost::backend::embedded::EmbeddedBucket) {
+    for i in 0..20 {
+        assert_eq!(
+            b.get(&format!("acked-{i}")).await.unwrap(),
+            Some(format!("v{i}").into_bytes()),
+            "acked-{i} unreadable"
+        );
+    }
+    let budget = kvhost::PageBudget {
+        max_keys: 100,
+        max_bytes: 1 << 20,
+    };
+    let listed = b.list_keys(None, budget).await.unwrap();
+    assert!(listed.keys.len() >= 21, "{:?}", listed.keys);
+}
+
+/// `cause` is what the failing write's error names; `reads_during_fault` whether reads must
+/// go on while the fault lasts (a full disk still lets kvhost reopen the store in place; a
+/// device whose every fsync fails does not).
+async fn check_failure_mode(fail: impl Fn(&Switches, bool), cause: &str, reads_during_fault: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (store, switches) = open_faulty(dir.path());
     let b = bucket(&store);
@@ -123,32 +162,46 @@ async fn check_failure_mode(fail: impl Fn(&Switches, bool)) {
     b.increment("counter".into(), 7).await.unwrap();
 
     fail(&switches, true);
-    let err = b.set("during".into(), b"x".to_vec()).await.unwrap_err();
+    // Large enough that the file must grow.
+    let err = b
+        .set("during".into(), vec![b'x'; 8 << 20])
+        .await
+        .unwrap_err();
     assert!(
-        matches!(&err, Error::Other(m) if m.contains("injected")),
+        matches!(&err, Error::Other(m) if m.contains(cause)),
         "{err:?}"
     );
-    fail(&switches, false);
-
-    // Poisoned: the device works again, but nothing more is acknowledged.
+    // The fault lasts: writes are refused, saying why; reads and listing go on.
     for attempt in [
-        b.set("after".into(), b"y".to_vec()).await.map(drop),
+        b.set("refused".into(), b"y".to_vec()).await.map(drop),
         b.increment("counter".into(), 1).await.map(drop),
         b.delete("acked-0".into()).await,
-        b.flush().await,
     ] {
         let err = attempt.unwrap_err();
         assert!(
-            matches!(&err, Error::Other(m) if m.contains("refusing writes")),
+            matches!(&err, Error::Other(m) if m.contains(cause) && m.contains("refused while")),
             "{err:?}"
         );
     }
     assert!(store.poisoned().is_some());
-    assert_eq!(
-        b.get("acked-3").await.unwrap(),
-        Some(b"v3".to_vec()),
-        "reads still work"
-    );
+    if reads_during_fault {
+        check_reads(&b).await;
+    }
+
+    // The storage works again: writes resume without a restart.
+    fail(&switches, false);
+    let mut resumed = false;
+    for _ in 0..40 {
+        if b.set("after".into(), b"y".to_vec()).await.is_ok() {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(resumed, "writes did not resume within 4 s");
+    assert!(store.poisoned().is_none());
+    check_reads(&b).await;
+    assert_eq!(b.increment("counter".into(), 1).await.unwrap(), 8);
     drop(b);
     drop(store);
 
@@ -162,24 +215,102 @@ async fn check_failure_mode(fail: impl Fn(&Switches, bool)) {
             "acked-{i} lost"
         );
     }
-    assert_eq!(b.get("counter").await.unwrap(), Some(b"7".to_vec()));
-    assert_eq!(
-        b.get("after").await.unwrap(),
-        None,
-        "a refused write appeared"
-    );
-    b.set("after".into(), b"y".to_vec())
-        .await
-        .expect("writable after reopen");
+    assert_eq!(b.get("counter").await.unwrap(), Some(b"8".to_vec()));
     assert_eq!(b.get("after").await.unwrap(), Some(b"y".to_vec()));
+    for refused in ["during", "refused"] {
+        assert_eq!(
+            b.get(refused).await.unwrap(),
+            None,
+            "a refused write appeared"
+        );
+    }
 }
 
 #[tokio::test]
-async fn a_failed_fsync_is_reported_and_poisons_until_reopen() {
-    check_failure_mode(|s, on| s.fail_syncs.store(on, Ordering::SeqCst)).await;
+async fn a_failed_fsync_refuses_writes_until_the_storage_works_again() {
+    check_failure_mode(
+        |s, on| s.fail_syncs.store(on, Ordering::SeqCst),
+        "injected fsync failure",
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]
-async fn a_failed_write_is_reported_and_poisons_until_reopen() {
-    check_failure_mode(|s, on| s.fail_writes.store(on, Ordering::SeqCst)).await;
+async fn a_full_disk_refuses_writes_keeps_reads_and_heals_by_itself() {
+    check_failure_mode(
+        |s, on| s.disk_full.store(on, Ordering::SeqCst),
+        "No space left on device",
+        true,
+    )
+    .await;
+}
+
+/// Relaxed writes are acknowledged before their commit. When that commit meets a full disk,
+/// they are not lost: readers keep seeing them, and they are committed by themselves once
+/// there is room again.
+#[tokio::test]
+async fn relaxed_writes_acknowledged_before_a_full_disk_are_committed_once_it_has_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, switches) = open_faulty(dir.path());
+    let b = store
+        .bucket("relaxed", Durability::Relaxed, Duration::from_millis(20))
+        .unwrap();
+    switches.disk_full.store(true, Ordering::SeqCst);
+    // Acknowledged from memory until the first commit meets the full disk; refused after.
+    let mut acked = 0;
+    for i in 0..64 {
+        match b.set(format!("r-{i}"), vec![b'r'; 1 << 20]).await {
+            Ok(()) => acked += 1,
+            Err(err) => {
+                assert!(
+                    matches!(&err, Error::Other(m) if m.contains("refused while")),
+                    "{err:?}"
+                );
+                break;
+            }
+        }
+    }
+    assert!(acked > 0);
+    let faulted = wait_until(|| store.poisoned().is_some()).await;
+    assert!(faulted, "the commits did not meet the full disk");
+    for i in 0..acked {
+        let value = b.get(&format!("r-{i}")).await.unwrap();
+        assert_eq!(value, Some(vec![b'r'; 1 << 20]), "r-{i} unreadable");
+    }
+    let err = b.set("refused".into(), b"x".to_vec()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Other(m) if m.contains("refused while")),
+        "{err:?}"
+    );
+
+    switches.disk_full.store(false, Ordering::SeqCst);
+    let healed = wait_until(|| store.poisoned().is_none()).await;
+    assert!(healed, "the store did not commit the waiting writes");
+    drop(b);
+    drop(store);
+
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let b = store
+        .bucket("relaxed", Durability::Relaxed, Duration::from_millis(20))
+        .unwrap();
+    for i in 0..acked {
+        assert_eq!(
+            b.get(&format!("r-{i}")).await.unwrap(),
+            Some(vec![b'r'; 1 << 20]),
+            "r-{i} lost"
+        );
+    }
+    assert_eq!(b.get("refused").await.unwrap(), None);
+}
+
+/// Polls `condition` for up to 5 s.
+async fn wait_until(condition: impl Fn() -> bool) -> bool {
+    for _ in 0..100 {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }

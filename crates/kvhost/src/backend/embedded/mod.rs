@@ -6,6 +6,8 @@
 //! (cheap, never blocked by writers); writes are queued to the writer thread, which
 //! group-commits them (see `writer`). A `relaxed` bucket's plain writes are acknowledged once
 //! queued and held in an overlay that reads consult until they are committed (see `overlay`).
+//! Opening is in `open`; after an I/O error the database is reopened through `handle`, and
+//! every call into redb is guarded by `damage` against damaged files.
 //!
 //! Guarantees:
 //! * linearizable: a write is answered after its commit (immediate) or after it entered the
@@ -15,30 +17,34 @@
 //!   microseconds unless the disk is saturated); a crash loses at most that window, and redb's
 //!   copy-on-write commits mean it never corrupts the file;
 //! * each `set_many` / `delete_many` is one transaction: all of it or none of it;
-//! * a second process opening the same directory gets [`OpenError::InUse`], naming it.
+//! * a second process opening the same directory gets [`OpenError::InUse`], naming it;
+//! * a full disk or failing device refuses writes, not reads, and heals by itself (`writer`);
+//! * a damaged file gives "store damaged" errors, never a panic (`damage`).
 
 mod damage;
+mod handle;
+mod open;
 mod overlay;
 mod record;
 mod writer;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend, TableHandle};
+use redb::ReadableDatabase;
 use tokio::sync::oneshot;
 
+use self::damage::contain;
 pub use self::damage::containing_panic;
-use self::damage::{contain, contain_as};
+use self::handle::DbHandle;
 use self::overlay::{Lookup, Overlay, ReadCache, Snapshot};
-use self::record::{FORMAT_VERSION, META, META_FORMAT, META_SEQ};
-use self::writer::{Job, Op, Reply, Writer};
+use self::record::{FORMAT_VERSION, META, META_SEQ};
+use self::writer::{Job, Op, Reply};
 use super::ordered_page;
 use crate::cursor::ordered_position;
 use crate::{Bucket, CasToken, Durability, Error, KeyPage, PageBudget, Result, Swap};
@@ -92,7 +98,7 @@ pub struct EmbeddedStore {
 }
 
 struct Inner {
-    db: Arc<Database>,
+    db: Arc<DbHandle>,
     /// The data directory, for messages.
     dir: PathBuf,
     /// "embedded store <dir>", the prefix of messages.
@@ -114,84 +120,6 @@ impl Drop for Inner {
 }
 
 impl EmbeddedStore {
-    /// Opens or creates the store in `dir` (created if missing).
-    pub fn open(dir: &Path) -> Result<Self, OpenError> {
-        let io = |error| OpenError::Io {
-            dir: dir.to_path_buf(),
-            error,
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        // The store holds the users' data: a new file is readable by its owner only.
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(dir.join(record::FILE_NAME)).map_err(io)?;
-        let backend = redb::backends::FileBackend::new(file).map_err(|err| storage(dir, err))?;
-        Self::open_with_backend(dir, backend)
-    }
-
-    /// Opens the store on a custom redb storage backend; `dir` only names it in messages.
-    /// This is the seam fault-injection tests use.
-    pub fn open_with_backend(dir: &Path, backend: impl StorageBackend) -> Result<Self, OpenError> {
-        let opened = || {
-            let db = Database::builder()
-                .create_with_backend(backend)
-                .map_err(|err| match err {
-                    redb::DatabaseError::DatabaseAlreadyOpen => OpenError::InUse {
-                        dir: dir.to_path_buf(),
-                    },
-                    other => storage(dir, other),
-                })?;
-            let seq = check_format(&db, dir)?;
-            Ok((db, seq))
-        };
-        let (db, seq) = contain_as(opened, |damaged| {
-            storage(
-                dir,
-                format!(
-                    "{damaged} where it is opened, so nothing can be read from it: move {} \
-                     aside (keep it) and start from a backup or an export; see \
-                     docs/durability.md (\"Damaged store files\")",
-                    record::FILE_NAME
-                ),
-            )
-        })?;
-        let db = Arc::new(db);
-        let label = format!("embedded store {}", dir.display());
-        let poison = Arc::new(Mutex::new(None));
-        let (jobs, receiver) = mpsc::channel();
-        let read_cache = Arc::new(ReadCache::default());
-        let writer = Writer {
-            db: Arc::clone(&db),
-            jobs: receiver,
-            seq,
-            poison: Arc::clone(&poison),
-            last_delete: HashMap::new(),
-            opened_at: seq,
-            label: label.clone(),
-            read_cache: Arc::clone(&read_cache),
-        };
-        let writer = std::thread::Builder::new()
-            .name("kvhost-writer".into())
-            .spawn(move || writer.run())
-            .map_err(|error| OpenError::Io {
-                dir: dir.to_path_buf(),
-                error,
-            })?;
-        Ok(EmbeddedStore {
-            inner: Arc::new(Inner {
-                db,
-                dir: dir.to_path_buf(),
-                label,
-                jobs: Some(jobs),
-                writer: Some(writer),
-                poison,
-                read_cache,
-            }),
-        })
-    }
-
     /// The bucket `name`, creating its table if needed.
     pub fn bucket(
         &self,
@@ -200,8 +128,13 @@ impl EmbeddedStore {
         flush_interval: Duration,
     ) -> Result<EmbeddedBucket, OpenError> {
         let table: Arc<str> = record::table_name(name).into();
+        let db = self
+            .inner
+            .db
+            .get(&self.inner.label)
+            .map_err(|err| open::storage(&self.inner.dir, err))?;
         let create = || -> Result<(), redb::Error> {
-            let txn = self.inner.db.begin_write()?;
+            let txn = db.begin_write()?;
             txn.open_table(record::bucket_table(&table))?;
             txn.commit()?;
             Ok(())
@@ -223,56 +156,10 @@ impl EmbeddedStore {
         })
     }
 
-    /// The write error that poisoned the store, if any (writes are refused until reopened).
+    /// The storage error in force, if any: writes are refused until a commit succeeds again.
     pub fn poisoned(&self) -> Option<String> {
         self.inner.poison.lock().clone()
     }
-}
-
-fn storage(dir: &Path, err: impl std::fmt::Display) -> OpenError {
-    OpenError::Storage {
-        dir: dir.to_path_buf(),
-        message: err.to_string(),
-    }
-}
-
-/// Checks (or, for a new file, writes) the format version; returns the write sequence.
-fn check_format(db: &Database, dir: &Path) -> Result<u64, OpenError> {
-    let fail = |err: redb::Error| storage(dir, err);
-    let txn = db.begin_write().map_err(|e| fail(e.into()))?;
-    let seq = {
-        let has_tables = txn
-            .list_tables()
-            .map_err(|e| fail(e.into()))?
-            .any(|table| table.name() != META.name());
-        let mut meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
-        let format = meta
-            .get(META_FORMAT)
-            .map_err(|e| fail(e.into()))?
-            .map(|guard| guard.value());
-        match format {
-            Some(FORMAT_VERSION) => {}
-            Some(found) => {
-                return Err(OpenError::Format {
-                    dir: dir.to_path_buf(),
-                    found,
-                })
-            }
-            None if has_tables => {
-                return Err(OpenError::Foreign {
-                    dir: dir.to_path_buf(),
-                })
-            }
-            None => {
-                meta.insert(META_FORMAT, FORMAT_VERSION)
-                    .map_err(|e| fail(e.into()))?;
-            }
-        }
-        let seq = meta.get(META_SEQ).map_err(|e| fail(e.into()))?;
-        seq.map(|guard| guard.value()).unwrap_or(0)
-    };
-    txn.commit().map_err(|e| fail(e.into()))?;
-    Ok(seq)
 }
 
 /// One bucket (table) of an [`EmbeddedStore`].
@@ -322,11 +209,7 @@ impl EmbeddedBucket {
             return self.write(op).await.map(drop);
         };
         if let Some(reason) = self.store.poison.lock().clone() {
-            return Err(Error::other(format!(
-                "{}: refusing writes because an earlier write failed ({reason}); restart \
-                 kvhost to reopen the store",
-                self.store.label
-            )));
+            return Err(Error::other(writer::refusal(&self.store.label, &reason)));
         }
         let writes = op.overlay_entries();
         let (mut job, answer) = self.job(op);
@@ -376,6 +259,7 @@ impl EmbeddedBucket {
         let txn = self
             .store
             .db
+            .get(&self.store.label)?
             .begin_read()
             .map_err(|e| self.read_failed(e))?;
         let table = txn

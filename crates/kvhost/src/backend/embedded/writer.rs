@@ -17,9 +17,14 @@
 //! * a job is answered `Ok` only after the commit that holds it returned `Ok`;
 //! * after every commit, the read cache is invalidated and overlay entries are settled before
 //!   any job of the batch is answered;
-//! * after any storage error the store is *poisoned*: no later write is acknowledged (each
-//!   gets the original error) until the store is reopened. Acknowledging on top of a failed
-//!   fsync could report data as durable that is not.
+//! * after any storage error the store is *faulted*: the database is reopened at once (redb
+//!   refuses even reads after an I/O error; see `handle`), and writes are refused with the
+//!   error until a commit succeeds again, tried at most every [`RETRY_EVERY`] when a write
+//!   comes (or a relaxed write waits). Nothing is acknowledged on top of a failed fsync: the
+//!   retry is a new commit of everything not yet committed.
+//! * a relaxed write was acknowledged before its commit, so a failed commit keeps it: it
+//!   stays in its overlay (readers see it) and in `retry`, committed first by the next
+//!   attempt; a refused write never entered the overlay.
 //! * versions: each batch takes the next value of the `seq` counter, stamps it on every record
 //!   it writes and stores it in `kvhost_meta`; versions only grow, so A -> B -> A is visible.
 
@@ -29,9 +34,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use redb::{Database, ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
+use super::handle::DbHandle;
 use super::overlay::{Overlay, ReadCache};
 use super::record::{self, META, META_SEQ};
 use crate::backend::cas_allows;
@@ -39,6 +45,18 @@ use crate::{counter, CasToken, Error, Result, Swap};
 
 /// Most jobs in one transaction.
 pub(crate) const MAX_BATCH: usize = 1024;
+
+/// How often a faulted store tries to commit again.
+pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// What a write refused by a faulted store hears.
+pub(crate) fn refusal(label: &str, reason: &str) -> String {
+    format!(
+        "{label}: writes are refused while the store cannot write ({reason}); reads go on, and \
+         writes resume by themselves once it can (retried every second), with nothing \
+         acknowledged lost"
+    )
+}
 
 /// One write request.
 pub(crate) struct Job {
@@ -104,11 +122,16 @@ pub(crate) enum Reply {
 
 /// The state the thread owns.
 pub(crate) struct Writer {
-    pub db: Arc<Database>,
+    pub db: Arc<DbHandle>,
+    /// Relaxed writes (acknowledged already) whose commit failed: committed first next time.
+    pub retry: Vec<Job>,
+    /// While faulted: when the next commit may be tried.
+    pub next_attempt: Option<Instant>,
     pub jobs: Receiver<Job>,
     /// The version of the latest commit.
     pub seq: u64,
-    /// Set once a commit fails; shared so readers of the store can report it too.
+    /// The storage error in force (set when a commit fails, cleared when one succeeds);
+    /// shared so that relaxed writes are refused before they enter an overlay.
     pub poison: Arc<Mutex<Option<String>>>,
     /// Per table: the version of the latest delete that removed a key. Tables absent here
     /// had none since the store was opened, so they count from `opened_at`.
@@ -151,7 +174,8 @@ impl Writer {
     pub fn run(mut self) {
         let mut flush_due: Option<Instant> = None;
         loop {
-            let first = match flush_due {
+            let wake = [flush_due, self.heal_due()].into_iter().flatten().min();
+            let first = match wake {
                 None => match self.jobs.recv() {
                     Ok(job) => job,
                     Err(_) => break,
@@ -163,8 +187,9 @@ impl Writer {
                     {
                         Ok(job) => job,
                         Err(RecvTimeoutError::Timeout) => {
-                            self.commit_batch(Vec::new(), true);
-                            flush_due = None;
+                            if self.commit_batch(Vec::new(), true) {
+                                flush_due = None;
+                            }
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -187,26 +212,55 @@ impl Writer {
                 flush_due = None;
             }
         }
-        if flush_due.is_some() {
+        if flush_due.is_some() || !self.retry.is_empty() {
+            self.next_attempt = None;
             self.commit_batch(Vec::new(), true);
         }
     }
 
-    /// Applies and commits one batch and answers its jobs. Returns whether it committed.
+    /// While faulted with work waiting (relaxed writes to commit, or a database to reopen):
+    /// when to try again.
+    fn heal_due(&self) -> Option<Instant> {
+        let waiting = !self.retry.is_empty() || self.db.get(&self.label).is_err();
+        self.next_attempt.filter(|_| waiting)
+    }
+
+    /// Applies and commits one batch (after any relaxed writes waiting to be retried) and
+    /// answers its jobs. Returns whether it committed.
     fn commit_batch(&mut self, batch: Vec<Job>, durable: bool) -> bool {
-        if let Some(reason) = self.poison.lock().clone() {
-            answer_all(batch, &self.refusal(&reason));
-            return false;
+        let fault = self.poison.lock().clone();
+        if let Some(reason) = fault {
+            let now = Instant::now();
+            let wait = self.next_attempt.is_some_and(|next| now < next);
+            let unopened =
+                || self.db.get(&self.label).is_err() && self.db.reopen(&self.read_cache).is_err();
+            if wait || unopened() {
+                if !wait {
+                    self.next_attempt = Some(now + RETRY_EVERY);
+                }
+                self.refuse(batch, &refusal(&self.label, &reason));
+                return false;
+            }
+        }
+        let retried = !self.retry.is_empty();
+        let mut batch = batch;
+        if retried {
+            let mut all = std::mem::take(&mut self.retry);
+            all.append(&mut batch);
+            batch = all;
         }
         let version = self.seq + 1;
         let mut deletes = Vec::new();
-        // A panic inside redb (a damaged page) fails the batch and poisons the store, as an
-        // I/O error does; the writer thread lives on to refuse later writes with the cause.
-        let outcome =
-            super::damage::contain_as(|| self.apply(&batch, version, durable, &mut deletes), Fatal);
+        // A panic inside redb (a damaged page) fails the batch as an I/O error does.
+        let outcome = super::damage::contain_as(
+            || self.apply(&batch, version, durable || retried, &mut deletes),
+            Fatal,
+        );
         match outcome {
             Ok(results) => {
                 self.seq = version;
+                *self.poison.lock() = None;
+                self.next_attempt = None;
                 for table in deletes {
                     self.last_delete.insert(table, version);
                 }
@@ -224,8 +278,24 @@ impl Writer {
             }
             Err(Fatal(reason)) => {
                 *self.poison.lock() = Some(reason.clone());
-                answer_all(batch, &format!("{}: a write failed: {reason}", self.label));
+                self.next_attempt = Some(Instant::now() + RETRY_EVERY);
+                self.refuse(batch, &format!("{}: a write failed: {reason}", self.label));
+                // redb refuses reads too after an I/O error: reopen now, so reads go on. If
+                // that fails, it is tried again with the next commit.
+                let _ = self.db.reopen(&self.read_cache);
                 false
+            }
+        }
+    }
+
+    /// Answers `batch` with `message`, except relaxed writes (acknowledged already), which
+    /// wait in `retry` for the next commit.
+    fn refuse(&mut self, batch: Vec<Job>, message: &str) {
+        for job in batch {
+            if job.settle.is_some() {
+                self.retry.push(job);
+            } else {
+                let _ = job.reply.send(Err(Error::other(message)));
             }
         }
     }
@@ -237,7 +307,11 @@ impl Writer {
         durable: bool,
         deletes: &mut Vec<Arc<str>>,
     ) -> Result<Vec<Result<Reply>>, Fatal> {
-        let mut txn = self.db.begin_write()?;
+        let db = self
+            .db
+            .get(&self.label)
+            .map_err(|err| Fatal(err.to_string()))?;
+        let mut txn = db.begin_write()?;
         txn.set_durability(if durable {
             redb::Durability::Immediate
         } else {
@@ -284,20 +358,6 @@ impl Writer {
             .get(table)
             .copied()
             .unwrap_or(self.opened_at)
-    }
-
-    fn refusal(&self, reason: &str) -> String {
-        format!(
-            "{}: refusing writes because an earlier write failed ({reason}); \
-             nothing after it was acknowledged. Restart kvhost to reopen the store",
-            self.label
-        )
-    }
-}
-
-fn answer_all(batch: Vec<Job>, message: &str) {
-    for job in batch {
-        let _ = job.reply.send(Err(Error::other(message)));
     }
 }
 
