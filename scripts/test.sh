@@ -24,13 +24,24 @@ step "redis-server, redis-cli, redis-benchmark (Debian packages, pinned; install
 step "build the Python guests (pinned componentize-py, into target/guests)"
 ./scripts/build-guests.sh
 
+# The tests run with a temp dir of their own, which must be empty afterwards: servers, stores
+# and certificates the tests make are theirs to remove.
+tests_tmp="$(mktemp -d)"
 if cargo nextest --version >/dev/null 2>&1; then
   step "cargo nextest run (every test)"
-  cargo nextest run --workspace --locked --no-fail-fast
+  TMPDIR="$tests_tmp" cargo nextest run --workspace --locked --no-fail-fast
   step "cargo test --doc"
   cargo test --workspace --locked --doc
 else
   step "cargo test (every test; cargo-nextest not found)"
-  cargo test --workspace --locked --no-fail-fast
+  TMPDIR="$tests_tmp" cargo test --workspace --locked --no-fail-fast
 fi
+
+step "no temp files left behind by the tests"
+leftover="$(find "$tests_tmp" -mindepth 1 -maxdepth 1 | head -20)"
+if [ -n "$leftover" ]; then
+  printf 'error: the tests left these in their temp dir:\n%s\n' "$leftover" >&2
+  exit 1
+fi
+rmdir "$tests_tmp"
 step "done"

@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+from componentize_py_types import Err
+
 from checks import check, clear, drop, expect_err, list_all, run_all
 from wit_world import exports
 from wit_world.imports import atomics, batch, store
@@ -215,11 +217,34 @@ def write_then_spin(bucket_name: str) -> None:
         spins += 1
 
 
+def one_big_call(spec: str) -> None:
+    """One large call on bucket "default", for the host-side tests of large calls:
+    "set-many COUNT BYTES", "set BYTES" or "delete-many COUNT". Prints "big: ok" or
+    "big: error MESSAGE" (the error of `other`)."""
+    what, *numbers = spec.split()
+    bucket = store.open("default")
+    try:
+        if what == "set-many":
+            count, size = map(int, numbers)
+            batch.set_many(bucket, [(f"big-{n:06}", b"b" * size) for n in range(count)])
+        elif what == "set":
+            bucket.set("big", b"b" * int(numbers[0]))
+        elif what == "delete-many":
+            batch.delete_many(bucket, [f"gone-{n:06}-" + "k" * 180 for n in range(int(numbers[0]))])
+        print("big: ok", flush=True)
+    except Err as err:
+        print("big: error", getattr(err.value, "value", err.value), flush=True)
+
+
 class Run(exports.Run):
     def run(self) -> None:
         hold = os.environ.get("KVHOST_GUEST_HOLD")
         if hold:
             write_then_spin(hold)
+        big = os.environ.get("KVHOST_GUEST_BIG")
+        if big:
+            one_big_call(big)
+            return
         run_all()
         # What `kvhost run` passed through, for the host-side test to check.
         print("args", json.dumps(sys.argv), flush=True)

@@ -10,7 +10,7 @@ use kvhost::observe::Observer;
 use kvhost::{Grants, Registry};
 use kvhost_wasi::{KvCtx, KvCtxView, KvView};
 use wasmtime::component::{Component, ResourceTable};
-use wasmtime::{Engine, ResourceLimiter};
+use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -62,16 +62,18 @@ impl Prepared {
         })
     }
 
-    /// The state of a fresh instance: `wasi` as built by the caller, the buckets as granted
-    /// by the config, memory capped at `max_memory` bytes and, with a `budget`, at what is
-    /// left of the budget all instances share.
-    pub fn instance_state(
+    /// The store of a fresh instance on `engine`: `wasi` as built by the caller, the buckets
+    /// as granted by the config, memory capped at `max_memory` bytes and, with a `budget`, at
+    /// what is left of the budget all instances share; and room for the largest call the
+    /// limits allow (so a call over a limit gets `other`, not a trap).
+    pub fn store(
         &self,
+        engine: &Engine,
         wasi: WasiCtx,
         max_memory: usize,
         budget: Option<Arc<MemoryBudget>>,
-    ) -> HostState {
-        HostState {
+    ) -> Store<HostState> {
+        let state = HostState {
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
@@ -82,8 +84,19 @@ impl Prepared {
                 budget,
                 reserved: 0,
             },
-        }
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.memory_cap);
+        store.set_hostcall_fuel(hostcall_fuel(self.registry.limits()));
+        store
     }
+}
+
+/// wasmtime's per-call copy budget for `limits`: four times the largest call they allow, and
+/// never less than wasmtime's default (128 MiB). A call over a limit but within this gets `other`
+/// from the limit check; one past it traps (exit 134 from `run`, 500 from `serve`).
+fn hostcall_fuel(limits: &kvhost::Limits) -> usize {
+    limits.largest_call_bytes().saturating_mul(4).max(128 << 20)
 }
 
 /// The state of one component instance (one `Store`).

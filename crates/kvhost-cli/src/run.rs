@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use wasmtime::component::Linker;
-use wasmtime::{Store, Trap};
+use wasmtime::Trap;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{p3, I32Exit, WasiCtx};
 
@@ -56,9 +56,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         .unwrap_or_else(|| "component".into());
     wasi.arg(&program).args(&args.args);
 
-    let state = prepared.instance_state(wasi.build(), args.host.max_memory, None);
-    let mut store = Store::new(&engine, state);
-    store.limiter(|state| &mut state.memory_cap);
+    let mut store = prepared.store(&engine, wasi.build(), args.host.max_memory, None);
     // Every tick the guest yields (so a signal is heard) or, past --timeout, is interrupted.
     engine::start_epoch_ticker(&engine);
     let deadline = args
@@ -66,10 +64,14 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
         .and_then(|timeout| Instant::now().checked_add(timeout));
     engine::yield_each_tick(&mut store, deadline);
 
+    // Whether the guest got to run: a failure after that is the guest's (134), before it
+    // kvhost's (2).
+    let mut started = false;
     let guest = async {
         let instance = linker
             .instantiate_async(&mut store, &prepared.component)
             .await?;
+        started = true;
         if let Ok(command) = p3::bindings::Command::new(&mut store, &instance) {
             return store
                 .run_concurrent(async |store| command.wasi_cli_run().call_run(store).await)
@@ -87,7 +89,12 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     // Whatever ended the guest, what it wrote is flushed before we exit.
     let flushed = prepared.registry.flush().await;
     let outcome = match ended {
-        Ok(outcome) => explain(outcome, store.data().memory_cap.hit.is_some(), &args),
+        Ok(outcome) => explain(
+            outcome,
+            store.data().memory_cap.hit.is_some(),
+            started,
+            &args,
+        ),
         Err(stop) => Ok(stopped(stop, &args)),
     };
     if let Err(err) = flushed {
@@ -119,6 +126,7 @@ fn stopped(stop: Stop, args: &RunArgs) -> Outcome {
 fn explain(
     outcome: wasmtime::Result<Result<(), ()>>,
     memory_cap_hit: bool,
+    started: bool,
     args: &RunArgs,
 ) -> Result<Outcome> {
     let err = match outcome {
@@ -148,6 +156,12 @@ fn explain(
     }
     if trap.is_some() {
         eprintln!("error: {component} trapped: {err:?}");
+        return Ok(Outcome::Exit(EXIT_TRAP));
+    }
+    if started {
+        // Not a `Trap` value, but the guest's doing all the same, e.g. a call copying more
+        // than wasmtime's per-call budget (sized from [limits], see host.rs).
+        eprintln!("error: {component} failed: {err:?}");
         return Ok(Outcome::Exit(EXIT_TRAP));
     }
     Err(anyhow::anyhow!("{err:?}")).with_context(|| format!("cannot run {component}"))

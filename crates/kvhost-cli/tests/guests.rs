@@ -505,3 +505,63 @@ fn a_signal_stops_the_guest_after_its_writes_are_flushed() {
         assert_eq!(keys.lines().last(), Some("held-0999"));
     }
 }
+
+/// Large calls: what the limits allow goes through (a 20,000-key delete-many, a 200 MB set
+/// with a raised max_value_bytes); what they do not gets `other` naming the limit (an 8,200 x
+/// 16 KiB set-many, 131 MB, over max_batch_bytes); a call past even wasmtime's copy budget
+/// is a guest failure, exit 134, never 2.
+#[test]
+fn large_calls_get_other_or_go_through_never_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kvhost.toml");
+    let small = dir.path().join("small.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[buckets.default]\n[limits]\nmax_value_bytes = 268435456\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &small,
+        "data_dir = \"small\"\n[buckets.default]\nbackend = \"memory\"\n\
+         [limits]\nmax_batch_bytes = 1048576\n",
+    )
+    .unwrap();
+    for (config, call, status, said) in [
+        (&config, "delete-many 20000", 0, "big: ok"),
+        (&config, "set 200000000", 0, "big: ok"),
+        (
+            &config,
+            "set-many 8200 16384",
+            0,
+            "big: error batch carries 134430800 bytes of keys and values; the limit is \
+             67108864 per call (limits.max_batch_bytes)",
+        ),
+        (&small, "set-many 140 1048576", 134, "failed"),
+    ] {
+        let output = kvhost(dir.path(), &["run", "--config", config.to_str().unwrap()])
+            .arg(guest("draft2"))
+            .env("KVHOST_GUEST_BIG", call)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(status), "{call}: {all}");
+        assert!(all.contains(said), "{call}: {all}");
+    }
+    let listed = kvhost(
+        dir.path(),
+        &[
+            "kv",
+            "--config",
+            config.to_str().unwrap(),
+            "list",
+            "default",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "big\n");
+}

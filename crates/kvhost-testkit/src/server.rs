@@ -171,7 +171,7 @@ impl RedisServer {
             Ok(child) => child,
             Err(err) => panic!("cannot start redis-server ({err}): {INSTALL_HINT}"),
         };
-        reaper::track(child.id());
+        reaper::track(child.id(), self.dir.path());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if ping(self.port) {
@@ -179,11 +179,13 @@ impl RedisServer {
                 return true;
             }
             if let Ok(Some(_)) = child.try_wait() {
+                reaper::forget(child.id());
                 return false;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
+                reaper::forget(child.id());
                 let log =
                     std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
                 panic!(

@@ -162,7 +162,8 @@ impl BucketHandle {
     /// See [`Bucket::get_many`].
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         let result = async {
-            self.limits.check_batch(keys.len())?;
+            let bytes = keys.iter().map(String::len).sum();
+            self.limits.check_batch(keys.len(), bytes)?;
             keys.iter().try_for_each(|key| self.limits.check_key(key))?;
             self.bucket.get_many(keys).await
         }
@@ -173,7 +174,11 @@ impl BucketHandle {
     /// See [`Bucket::set_many`]. Every pair is checked before anything is written.
     pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
         let result = async {
-            self.limits.check_batch(entries.len())?;
+            let bytes = entries
+                .iter()
+                .map(|(key, value)| key.len() + value.len())
+                .sum();
+            self.limits.check_batch(entries.len(), bytes)?;
             entries.iter().try_for_each(|(key, value)| {
                 self.limits.check_key(key)?;
                 self.limits.check_value(key, value)
@@ -187,7 +192,8 @@ impl BucketHandle {
     /// See [`Bucket::delete_many`].
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
         let result = async {
-            self.limits.check_batch(keys.len())?;
+            let bytes = keys.iter().map(String::len).sum();
+            self.limits.check_batch(keys.len(), bytes)?;
             keys.iter().try_for_each(|key| self.limits.check_key(key))?;
             self.bucket.delete_many(keys).await
         }

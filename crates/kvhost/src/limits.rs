@@ -24,8 +24,12 @@ pub struct Limits {
     /// Most CAS handles one component instance may hold open at once (default 1,024). Each
     /// handle keeps the value it read, so this also bounds the memory a guest can pin.
     pub max_open_cas_handles: usize,
-    /// Most keys in one `get-many`, `set-many` or `delete-many` call (default 10,000).
+    /// Most keys in one `get-many`, `set-many` or `delete-many` call (default 100,000).
     pub max_batch_keys: usize,
+    /// Most bytes one batch call may carry: its keys, and for `set-many` its values too
+    /// (default 64 MiB). With `max_value_bytes`, this bounds what one call copies into the
+    /// host (see [`Limits::largest_call_bytes`]).
+    pub max_batch_bytes: usize,
 }
 
 impl Default for Limits {
@@ -37,7 +41,8 @@ impl Default for Limits {
             list_page_bytes: 256 * 1024,
             max_open_buckets: 1024,
             max_open_cas_handles: 1024,
-            max_batch_keys: 10_000,
+            max_batch_keys: 100_000,
+            max_batch_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -54,6 +59,7 @@ impl Limits {
             ("max_open_buckets", self.max_open_buckets),
             ("max_open_cas_handles", self.max_open_cas_handles),
             ("max_batch_keys", self.max_batch_keys),
+            ("max_batch_bytes", self.max_batch_bytes),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err((format!("limits.{name}"), "must be at least 1".to_string()));
@@ -91,8 +97,9 @@ impl Limits {
         Ok(())
     }
 
-    /// Rejects a batch call naming more than `max_batch_keys` keys.
-    pub fn check_batch(&self, keys: usize) -> Result<()> {
+    /// Rejects a batch call naming more than `max_batch_keys` keys or carrying more than
+    /// `max_batch_bytes` bytes (keys, plus values for `set-many`).
+    pub fn check_batch(&self, keys: usize, bytes: usize) -> Result<()> {
         if keys > self.max_batch_keys {
             return Err(Error::other(format!(
                 "batch names {keys} keys; the limit is {} per call (limits.max_batch_keys); \
@@ -100,7 +107,27 @@ impl Limits {
                 self.max_batch_keys
             )));
         }
+        if bytes > self.max_batch_bytes {
+            return Err(Error::other(format!(
+                "batch carries {bytes} bytes of keys and values; the limit is {} per call \
+                 (limits.max_batch_bytes); split it into smaller calls",
+                self.max_batch_bytes
+            )));
+        }
         Ok(())
+    }
+
+    /// The most bytes one call within these limits copies from a guest into the host: a
+    /// whole batch, or one key and value, plus the canonical ABI's 16 bytes of pointer and
+    /// length per list element and string. A wasmtime host must let calls copy more than this
+    /// (`Store::set_hostcall_fuel`), or a call over a limit traps instead of getting `other`;
+    /// kvhost's CLI sets four times this, and never less than wasmtime's default of 128 MiB.
+    pub fn largest_call_bytes(&self) -> usize {
+        let batch = self
+            .max_batch_bytes
+            .saturating_add(self.max_batch_keys.saturating_mul(32));
+        let single = self.max_key_bytes.saturating_add(self.max_value_bytes);
+        batch.max(single).saturating_add(64 * 1024)
     }
 
     /// Rejects a value larger than `max_value_bytes`.

@@ -37,13 +37,12 @@ impl Instances {
         for (name, value) in &self.env {
             wasi.env(name, value);
         }
-        let state = self.prepared.instance_state(
+        let mut store = self.prepared.store(
+            engine,
             wasi.build(),
             self.max_memory,
             Some(Arc::clone(&self.budget)),
         );
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.memory_cap);
         crate::engine::yield_each_tick(&mut store, deadline);
         store
     }

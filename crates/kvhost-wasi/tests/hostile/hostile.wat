@@ -121,9 +121,10 @@
     (local $bucket i32) (local $entry i32) (local $end i32)
     (call $reset)
     (local.set $bucket (call $open_default))
-    ;; 100,000 entries of (key "k", empty value), 16 bytes each, at 0x0100_0000
+    ;; 100,001 entries of (key "k", empty value), 16 bytes each, at 0x0100_0000: one more than
+    ;; limits.max_batch_keys
     (local.set $entry (i32.const 0x01000000))
-    (local.set $end (i32.add (local.get $entry) (i32.const 1600000)))
+    (local.set $end (i32.add (local.get $entry) (i32.const 1600016)))
     (loop $fill
       (i32.store (local.get $entry) (i32.const 320))
       (i32.store offset=4 (local.get $entry) (i32.const 1))
@@ -132,7 +133,7 @@
       (local.set $entry (i32.add (local.get $entry) (i32.const 16)))
       (br_if $fill (i32.lt_u (local.get $entry) (local.get $end))))
     (global.set $heap (local.get $end))
-    (call $set_many (local.get $bucket) (i32.const 0x01000000) (i32.const 100000) (i32.const 64))
+    (call $set_many (local.get $bucket) (i32.const 0x01000000) (i32.const 100001) (i32.const 64))
     (call $drop_bucket (local.get $bucket))
     (call $outcome))
 )
