@@ -66,6 +66,11 @@ pub struct ConfigArgs {
 pub struct KvArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
+    /// Open the buckets for reading only: writes are refused, and the embedded store is read
+    /// from a snapshot in memory, so a data dir that cannot be written (a read-only mount,
+    /// another user's, one a running kvhost holds) can still be listed and exported.
+    #[arg(long, global = true)]
+    pub read_only: bool,
     #[command(subcommand)]
     pub command: KvCommand,
 }

@@ -11,7 +11,7 @@ use kvhost::{BucketHandle, Error, Grants, Registry};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{KvArgs, KvCommand};
-use crate::setup::open_registry;
+use crate::setup::{open_registry, open_registry_read_only};
 use crate::Outcome;
 
 /// Entries per `set_many` during import.
@@ -29,7 +29,11 @@ struct Line {
 }
 
 pub async fn run(args: KvArgs) -> Result<Outcome> {
-    let (config, registry) = open_registry(&args.config)?;
+    let (config, registry) = if args.read_only {
+        open_registry_read_only(&args.config)?
+    } else {
+        open_registry(&args.config)?
+    };
     let outcome = match args.command {
         KvCommand::Get { bucket, key } => {
             let bucket = open(&registry, &bucket)?;

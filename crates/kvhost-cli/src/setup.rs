@@ -34,9 +34,26 @@ pub fn open_registry(args: &ConfigArgs) -> Result<(Config, Registry)> {
     open_registry_with(args, &[])
 }
 
+/// As [`open_registry`], for reading only (`kvhost kv --read-only`): writes are refused, and
+/// the embedded store is read from a snapshot in memory, so a data dir that cannot be written
+/// (or that a running kvhost holds) can be read.
+pub fn open_registry_read_only(args: &ConfigArgs) -> Result<(Config, Registry)> {
+    let config = configured(args, &[])?;
+    let registry = Registry::from_config_read_only(&config)
+        .context("cannot open the configured buckets (read-only)")?;
+    Ok((config, registry))
+}
+
 /// The registry the flags select, plus the buckets of `--runtime-config` and then those of
 /// `--bucket` flags (`extra`), each replacing a configured bucket of the same name.
 pub fn open_registry_with(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<(Config, Registry)> {
+    let config = configured(args, extra)?;
+    let registry = Registry::from_config(&config).context("cannot open the configured buckets")?;
+    Ok((config, registry))
+}
+
+/// The config the flags select, with the buckets of `--runtime-config` and then `extra`.
+fn configured(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<Config> {
     let mut config = load_config(args)?;
     let spin = match &args.runtime_config {
         Some(path) => crate::spin::runtime_config_buckets(path)?,
@@ -52,8 +69,7 @@ pub fn open_registry_with(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<(Co
             }
         }
     }
-    let registry = Registry::from_config(&config).context("cannot open the configured buckets")?;
-    Ok((config, registry))
+    Ok(config)
 }
 
 /// A `--bucket NAME[=URL]` flag: a bucket added on the command line.

@@ -1,11 +1,13 @@
 //! End-to-end tests of `kvhost kv`, driving the built binary.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const KVHOST: &str = env!("CARGO_BIN_EXE_kvhost");
+use support::KVHOST;
 
 /// Runs `kvhost kv ARGS...` in `dir` with `stdin`.
 fn kv(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
@@ -501,4 +503,91 @@ fn import_stopping_at_a_bad_line_says_what_it_wrote() {
     );
     let listed = ok(kv(d, &["list", "default"], b""));
     assert_eq!(String::from_utf8(listed).unwrap(), "k0\nk1\nk2\n");
+}
+
+/// `kv --read-only` reads a data dir it may not write, here one a running kvhost holds (a
+/// plain `kv` is refused: the store is locked), from a snapshot: it lists and exports,
+/// refuses writes, and leaves the data dir as it was.
+#[test]
+fn read_only_reads_a_data_dir_another_process_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Command::new(KVHOST)
+        .args(["run", "--data-dir", "data", "--cache-dir"])
+        .arg(support::cache_dir())
+        .arg(support::guest("draft2"))
+        .env("KVHOST_GUEST_HOLD", "default")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "wrote 1000\n");
+    let data = dir.path().join("data");
+    let before: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let file_before = std::fs::read(data.join("kvhost.redb")).unwrap();
+
+    let locked = kv(dir.path(), &["--data-dir", "data", "list", "default"], b"");
+    assert_eq!(locked.status.code(), Some(2));
+    assert!(
+        stderr(&locked).contains("in use by another process"),
+        "{}",
+        stderr(&locked)
+    );
+    let listed = ok(kv(
+        dir.path(),
+        &["--data-dir", "data", "--read-only", "list", "default"],
+        b"",
+    ));
+    let listed = String::from_utf8(listed).unwrap();
+    // The holder's bucket is `immediate`: all 1,000 acknowledged writes are in the file.
+    assert_eq!(listed.lines().count(), 1000, "{listed}");
+    assert!(
+        listed.lines().all(|key| key.starts_with("held-")),
+        "{listed}"
+    );
+    let exported = ok(kv(
+        dir.path(),
+        &["--read-only", "--data-dir", "data", "export", "default"],
+        b"",
+    ));
+    assert_eq!(
+        String::from_utf8(exported).unwrap().lines().count(),
+        listed.lines().count()
+    );
+    let write = kv(
+        dir.path(),
+        &[
+            "--read-only",
+            "--data-dir",
+            "data",
+            "set",
+            "default",
+            "k",
+            "v",
+        ],
+        b"",
+    );
+    assert_eq!(write.status.code(), Some(2));
+    assert!(stderr(&write).contains("read-only"), "{}", stderr(&write));
+
+    let after: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(
+        std::fs::read(data.join("kvhost.redb")).unwrap(),
+        file_before
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
 }

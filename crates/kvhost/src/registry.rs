@@ -135,6 +135,18 @@ impl Registry {
 
     /// Builds every configured bucket, opening the embedded store if any bucket uses it.
     pub fn from_config(config: &Config) -> Result<Self, SetupError> {
+        Self::build(config, false)
+    }
+
+    /// As [`Registry::from_config`], for reading only: every write is refused, and the
+    /// embedded store is a snapshot read into memory
+    /// ([`EmbeddedStore::open_snapshot`](crate::backend::embedded::EmbeddedStore::open_snapshot)),
+    /// so a data dir that cannot be written (read-only mount, another owner) can be read.
+    pub fn from_config_read_only(config: &Config) -> Result<Self, SetupError> {
+        Self::build(config, true)
+    }
+
+    fn build(config: &Config, read_only: bool) -> Result<Self, SetupError> {
         let mut registry = Registry::new(config.limits.clone());
         #[cfg(feature = "embedded")]
         let mut store: Option<crate::backend::embedded::EmbeddedStore> = None;
@@ -143,11 +155,13 @@ impl Registry {
                 BackendKind::Memory => Arc::new(MemoryBucket::new()),
                 #[cfg(feature = "embedded")]
                 BackendKind::Embedded => {
+                    use crate::backend::embedded::EmbeddedStore;
                     let store = match &mut store {
                         Some(store) => store,
-                        None => store.insert(crate::backend::embedded::EmbeddedStore::open(
-                            &config.data_dir,
-                        )?),
+                        None if read_only => {
+                            store.insert(EmbeddedStore::open_snapshot(&config.data_dir)?)
+                        }
+                        None => store.insert(EmbeddedStore::open(&config.data_dir)?),
                     };
                     Arc::new(store.bucket(name, bucket.durability, bucket.flush_interval)?)
                 }
@@ -169,6 +183,11 @@ impl Registry {
                         backend: "redis",
                     })
                 }
+            };
+            let backend = if read_only {
+                Arc::new(crate::backend::read_only::ReadOnly::new(backend))
+            } else {
+                backend
             };
             registry.insert(name.clone(), backend);
         }

@@ -6,6 +6,7 @@
 //!
 //! * [`redis`] (feature `redis`): Redis and Redis Cluster, shared by many kvhost processes;
 //!   sharded per bucket, ordered per shard, listed by an exact merge.
+//! * [`read_only`]: any of these with writes refused (`kvhost kv --read-only`).
 //!
 //! Memory and embedded are *ordered* backends: a listing position is the last key returned, and the next
 //! page starts strictly after it. Both stamp every write with a version from one sequence
@@ -16,6 +17,7 @@ use crate::{CasToken, KeyPage, PageBudget, Result};
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod memory;
+pub mod read_only;
 #[cfg(feature = "redis")]
 pub mod redis;
 

@@ -17,6 +17,27 @@ use super::writer::Writer;
 use super::{EmbeddedStore, Inner, OpenError};
 
 impl EmbeddedStore {
+    /// A snapshot of the store in `dir`, read into memory: nothing is written to `dir` and no
+    /// lock is taken, so this works on a data dir that cannot be written. Writes through it
+    /// change only the copy in memory (use it behind [`crate::backend::read_only::ReadOnly`]).
+    /// A file another process is writing at the same moment may read as damaged.
+    pub fn open_snapshot(dir: &Path) -> Result<Self, OpenError> {
+        let path = dir.join(record::FILE_NAME);
+        let bytes = std::fs::read(&path).map_err(|error| OpenError::Io {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
+        let backend = redb::backends::InMemoryBackend::new();
+        let copied = backend
+            .set_len(bytes.len() as u64)
+            .and_then(|()| backend.write(0, &bytes));
+        copied.map_err(|error| OpenError::Io {
+            dir: dir.to_path_buf(),
+            error,
+        })?;
+        Self::open_with_backend(dir, backend)
+    }
+
     /// Opens or creates the store in `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Self, OpenError> {
         let io = |error| OpenError::Io {
