@@ -102,7 +102,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
             eprintln!("error: {failure:#}");
         }
         eprintln!(
-            "error: {} ended, but the buckets could not be flushed: writes it was told had \
+            "error: {} ended, but the buckets could not be flushed, so writes it was told had \
              succeeded may be lost: {err:#}",
             args.component.display()
         );

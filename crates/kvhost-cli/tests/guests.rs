@@ -565,3 +565,46 @@ fn large_calls_get_other_or_go_through_never_exit_2() {
     .unwrap();
     assert_eq!(String::from_utf8_lossy(&listed.stdout), "big\n");
 }
+
+/// A guest that succeeded, whose relaxed writes then cannot be flushed (the file may not grow:
+/// RLIMIT_FSIZE, as on a full disk), exits 74 saying writes may be lost, not 0 and not 2.
+#[test]
+fn a_flush_that_fails_after_the_guest_succeeded_exits_74() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kvhost.toml");
+    std::fs::write(
+        &config,
+        "data_dir = \"data\"\n[buckets.default]\ndurability = \"relaxed\"\n\
+         flush_interval_ms = 60000\n",
+    )
+    .unwrap();
+    let mut command = kvhost(dir.path(), &["run", "--config", config.to_str().unwrap()]);
+    command
+        .arg(guest("draft2"))
+        .env("KVHOST_GUEST_BIG", "set-many 40 100000");
+    // SAFETY: between fork and exec only async-signal-safe calls (setrlimit, signal).
+    unsafe {
+        command.pre_exec(|| {
+            // Growing a file past 2 MB fails with EFBIG instead of killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 2 << 20,
+                rlim_max: 2 << 20,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("big: ok"), "{stdout}{stderr}");
+    assert_eq!(output.status.code(), Some(74), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("could not be flushed") && stderr.contains("may be lost"),
+        "{stderr}"
+    );
+}

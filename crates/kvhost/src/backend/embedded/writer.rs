@@ -53,8 +53,7 @@ pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(1);
 pub(crate) fn refusal(label: &str, reason: &str) -> String {
     format!(
         "{label}: writes are refused while the store cannot write ({reason}); reads go on, and \
-         writes resume by themselves once it can (retried every second), with nothing \
-         acknowledged lost"
+         writes resume by themselves once it can (retried every second)"
     )
 }
 
