@@ -1,11 +1,16 @@
-//! `kvhost kv` on a damaged store file: clear errors (exit 2, "store damaged"), never a panic
-//! (exit 101); `kv check` finds the damage and `kv export --salvage` saves what is readable.
+//! `kvhost kv` and `kvhost serve` on a damaged store file: clear errors (exit 2, "store
+//! damaged", a 500), never a panic (exit 101, "task panicked"); `kv check` finds the damage
+//! and `kv export --salvage` saves what is readable.
+
+mod support;
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const KVHOST: &str = env!("CARGO_BIN_EXE_kvhost");
+use support::served::{runtime, send, serve};
+use support::{guest, KVHOST};
+
 const ENTRIES: usize = 3000;
 
 fn kv(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
@@ -60,6 +65,8 @@ fn a_damaged_store_is_checked_and_salvaged_without_a_panic() {
     let pristine = std::fs::read(&file).unwrap();
     let mut found_damage = false;
     let mut salvaged_some = false;
+    // A damaged file that opens, and the request that meets its damage.
+    let mut to_serve: Option<(Vec<u8>, String)> = None;
     // 256 flipped bytes at offsets through the file; at each, no command may panic.
     for step in 1..40 {
         let start = (pristine.len() - 256) * step / 40;
@@ -99,6 +106,19 @@ fn a_damaged_store_is_checked_and_salvaged_without_a_panic() {
             "{}",
             text(&check)
         );
+        let report = String::from_utf8_lossy(&check.stdout).into_owned();
+        let damaged_path = if report.contains("listing stopped early") {
+            Some("/keys".to_string())
+        } else {
+            report
+                .split("(first: \"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .map(|key| format!("/kv/{key}"))
+        };
+        if let (None, Some(path)) = (&to_serve, damaged_path) {
+            to_serve = Some((bytes.clone(), path));
+        }
         // Salvage writes only whole, valid lines: each one a key of the original data.
         let salvaged = String::from_utf8_lossy(&salvage.stdout).into_owned();
         for line in salvaged.lines() {
@@ -123,4 +143,20 @@ fn a_damaged_store_is_checked_and_salvaged_without_a_panic() {
         salvaged_some,
         "no damaged store was salvaged: the test exercised too little"
     );
+
+    // `kvhost serve` on a damaged file: the request that meets the damage fails (500), the
+    // others are served, and nothing panics.
+    let (bytes, damaged_path) = to_serve.expect("a damaged file that opens");
+    std::fs::write(&file, &bytes).unwrap();
+    let served = serve(dir.path(), &guest("spin"), &[]);
+    let (damaged, intact) = runtime().block_on(async {
+        let damaged = send(served.address, "GET", &damaged_path, b"").await;
+        let intact = send(served.address, "POST", "/hit/fresh", b"v").await;
+        (damaged, intact)
+    });
+    assert_eq!(damaged.0, 500, "{damaged_path}: {damaged:?}");
+    assert_eq!(intact.0, 200, "{intact:?}");
+    let (status, log) = served.stop();
+    assert!(!log.iter().any(|line| line.contains("panicked")), "{log:?}");
+    assert!(status.code().is_some(), "{log:?}");
 }
