@@ -4,32 +4,18 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use support::served::{runtime, send, serve};
-use support::{guest, KVHOST};
+use support::{guest, kv_with_input};
 
 const ENTRIES: usize = 3000;
 
+/// `kvhost kv --data-dir data ARGS...` in `dir`.
 fn kv(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(KVHOST)
-        .arg("kv")
-        .args(["--data-dir", "data"])
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kvhost starts");
-    let mut input = child.stdin.take().unwrap();
-    if !stdin.is_empty() {
-        input.write_all(stdin).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
+    let all: Vec<&str> = ["--data-dir", "data"].iter().chain(args).copied().collect();
+    kv_with_input(dir, &all, stdin)
 }
 
 fn text(output: &Output) -> String {

@@ -3,26 +3,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use support::KVHOST;
-
-/// Runs `kvhost kv ARGS...` in `dir` with `stdin`.
-fn kv(dir: &Path, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(KVHOST)
-        .arg("kv")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kvhost starts");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
+use support::{kv_with_input as kv, KVHOST};
 
 fn ok(output: Output) -> Vec<u8> {
     assert!(

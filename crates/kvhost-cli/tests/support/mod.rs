@@ -33,6 +33,28 @@ pub fn guests() -> &'static Path {
     })
 }
 
+/// Runs `kvhost kv ARGS...` in `dir`, feeding it `stdin` (nothing is written when it is
+/// empty: a command that does not read would close the pipe first).
+pub fn kv_with_input(dir: &Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(KVHOST)
+        .arg("kv")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kvhost starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    if !stdin.is_empty() {
+        input.write_all(stdin).expect("kvhost reads its input");
+    }
+    drop(input);
+    child.wait_with_output().expect("kvhost exits")
+}
+
 /// The built guest `name` (`draft2`, `spin`, ...).
 pub fn guest(name: &str) -> PathBuf {
     guests().join(format!("{name}.wasm"))
