@@ -258,6 +258,8 @@ fn link(engine: &Engine, component: &Component, path: &Path) -> Result<Linked> {
 async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: wait, do not spin.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let metrics = Arc::clone(&metrics);
