@@ -19,9 +19,13 @@
 //! (d) The minimal WASIp3 handler (guests/hellop3/app.py) under kvhost serve and under
 //!     `wasmtime serve -Scli -Wcomponent-model-async -Sp3`, both reusing instances (their
 //!     defaults; `-Scli` because the Python runtime imports wasi:cli).
-//!     Target: >= 1.0x.
+//!     Target: >= 1.0x. A third row adds `-Wtimeout=30s` to wasmtime serve: the same epoch
+//!     interruption kvhost always has for `--request-timeout` (wasmtime serve without a
+//!     timeout has none, and cannot stop a guest that loops), so like is compared with like.
 //! (e) With SPIN_BIN: the spin-sdk 3.4.1 and 4.0.0 apps under `spin up` (a default
 //!     key-value store) next to kvhost serving them. Target: >= 1.5x `spin up` at 32 clients.
+//!
+//! `KVHOST_BENCH_ONLY=TEXT` runs only the servers whose name contains TEXT (e.g. `p3 hello`).
 //!
 //! Each configuration runs with 1 and 32 keep-alive clients (the load generator of
 //! tests/support/http.rs, in this process) for `SECONDS` after a warm-up; configurations are
@@ -59,6 +63,7 @@ const SPIN3_IMMEDIATE: &str = "spin-sdk 3.4.1 app";
 const SPIN5_REUSED: &str = "spin-sdk 5.0.0 app, reused";
 const WASMTIME_HELLO_P3: &str = "wasmtime serve, p3 hello";
 const KVHOST_HELLO_P3: &str = "kvhost serve, p3 hello";
+const WASMTIME_TIMEOUT_HELLO_P3: &str = "wasmtime -Wtimeout, p3 hello";
 const SPIN_UP_3: &str = "spin up, spin-sdk 3.4.1 app";
 const SPIN_UP_4: &str = "spin up, spin-sdk 4.0.0 app";
 const SPIN4_REUSED: &str = "spin-sdk 4.0.0 app, reused";
@@ -162,6 +167,15 @@ fn main() {
             Some(WASMTIME_HELLO_P3),
             kvhost(&hello_p3, &[]),
         ),
+        server(
+            WASMTIME_TIMEOUT_HELLO_P3,
+            hello,
+            None,
+            wasmtime_serve(
+                &hello_p3,
+                &["-Scli", "-Wcomponent-model-async", "-Sp3", "-Wtimeout=30s"],
+            ),
+        ),
     ];
     if let Some(spin) = std::env::var_os("SPIN_BIN").map(PathBuf::from) {
         let spin_up = |component: &PathBuf| {
@@ -187,6 +201,9 @@ fn main() {
         ));
     }
 
+    if let Ok(only) = std::env::var("KVHOST_BENCH_ONLY") {
+        servers.retain(|server| server.name.contains(&only));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -247,8 +264,12 @@ fn print_table(
         "{:<30} {:>7} {:>9} {:>10} {:>10} {:>9}  versus",
         "server", "clients", "req/s", "p50", "p99", "ratio"
     );
-    let ratio = |name: &str, versus: &str, clients| {
-        median(&results[&(name, clients)]).rps() / median(&results[&(versus, clients)]).rps()
+    let rps = |name: &str, clients| results.get(&(name, clients)).map(|r| median(r).rps());
+    let ratio = |name: &str, versus: &str, clients| -> f64 {
+        match (rps(name, clients), rps(versus, clients)) {
+            (Some(ours), Some(theirs)) => ours / theirs,
+            _ => f64::NAN,
+        }
     };
     for server in servers {
         for clients in CLIENTS {
@@ -284,6 +305,12 @@ fn print_table(
         "target (d): kvhost serve >= 1.0x wasmtime serve, WASIp3 hello: 1 client {:.2}x, 32 clients {:.2}x",
         ratio(KVHOST_HELLO_P3, WASMTIME_HELLO_P3, 1),
         ratio(KVHOST_HELLO_P3, WASMTIME_HELLO_P3, 32)
+    );
+    println!(
+        "        like for like (wasmtime serve -Wtimeout=30s: epoch interruption as in kvhost): \
+         1 client {:.2}x, 32 clients {:.2}x",
+        ratio(KVHOST_HELLO_P3, WASMTIME_TIMEOUT_HELLO_P3, 1),
+        ratio(KVHOST_HELLO_P3, WASMTIME_TIMEOUT_HELLO_P3, 32)
     );
     if results.contains_key(&(SPIN_UP_4, 32)) {
         println!(

@@ -1,11 +1,13 @@
 //! `kvhost`: the command-line front end.
 //!
 //! A thin layer: [`cli`] declares the commands, [`setup`] turns flags and `kvhost.toml` into a
-//! [`kvhost::Registry`], [`run`] runs a component and [`serve`] serves an HTTP component (both on the engine of
-//! [`engine`], with the instance state of [`host`]) and [`kv`]
-//! implements `kvhost kv ...` on top of the library. Exit
-//! status: 0 on success, 1 when `kv get` finds no such key, 2 on any error (printed to stderr
-//! with what to do next), as clap does for usage errors.
+//! [`kvhost::Registry`] (with [`spin`] for Spin's runtime config and SQLite files), [`run`]
+//! runs a component and [`serve`] serves an HTTP component (both on the engine of [`engine`],
+//! with the instance state of [`host`], components renamed by [`wit_versions`], stopped by
+//! [`signals`]), and [`kv`] implements `kvhost kv ...` on top of the library ([`check`] walks
+//! damaged buckets; [`units`] parses sizes and durations). Exit status: 0 on success, 1 when
+//! `kv get` finds no such key, 2 on any error (printed to stderr with what to do next), as
+//! clap does for usage errors; `run` has its own (see `kvhost run --help`).
 
 mod check;
 mod cli;
