@@ -15,14 +15,27 @@ step() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECOND
 step "cargo fmt --check"
 cargo fmt --all --check
 
+# Installing Redis and building the Python guests (mostly downloads and one core) runs while
+# clippy compiles; its output is shown when it is done.
+step "in the background: redis-server (Debian packages, pinned) and the Python guests"
+setup_log="$(mktemp)"
+(./scripts/setup-redis.sh && ./scripts/build-guests.sh) >"$setup_log" 2>&1 &
+setup_pid=$!
+
 step "cargo clippy --all-targets -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+if ! cargo clippy --workspace --all-targets --locked -- -D warnings; then
+  wait "$setup_pid" || true
+  exit 1
+fi
 
-step "redis-server, redis-cli, redis-benchmark (Debian packages, pinned; installed if missing)"
-./scripts/setup-redis.sh
-
-step "build the Python guests (pinned componentize-py, into target/guests)"
-./scripts/build-guests.sh
+step "redis-server and the Python guests (pinned componentize-py, into target/guests)"
+if ! wait "$setup_pid"; then
+  cat "$setup_log" >&2
+  echo "error: installing redis-server or building the Python guests failed (above)" >&2
+  exit 1
+fi
+cat "$setup_log"
+rm -f "$setup_log"
 
 # The tests run with a temp dir of their own, which must be empty afterwards: servers, stores
 # and certificates the tests make are theirs to remove.
