@@ -185,6 +185,7 @@ impl WorkerState for Worker {
         if self.hung_up.load(Ordering::Acquire) && matches!(failure, Failure::Error(_)) {
             // The component failed writing to a client that had gone: not its fault.
             tracing::info!("a client hung up before its response's end; instance discarded");
+            tracing::debug!("instance discarded: {}", failure.message());
         } else {
             tracing::warn!("instance discarded: {}", failure.message());
         }
