@@ -69,13 +69,7 @@ pub async fn respond(
                 Failure::classify(err, store.data().memory_cap.hit, server.request_timeout)
             }
         };
-        if client_gone.load(Ordering::Acquire) && matches!(failure, Failure::Error(_)) {
-            // The component failed writing to a client that had gone: not its fault.
-            tracing::info!("a client hung up before its response's end");
-            tracing::debug!("{}", failure.message());
-        } else {
-            tracing::warn!("{}", failure.message());
-        }
+        failure.log(client_gone.load(Ordering::Acquire), None);
         Some(failure)
     });
 

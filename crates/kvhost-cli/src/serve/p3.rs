@@ -182,13 +182,10 @@ impl WorkerState for Worker {
             return;
         };
         let failure = Failure::classify(err, store.data().memory_cap.hit, self.request_timeout);
-        if self.hung_up.load(Ordering::Acquire) && matches!(failure, Failure::Error(_)) {
-            // The component failed writing to a client that had gone: not its fault.
-            tracing::info!("a client hung up before its response's end; instance discarded");
-            tracing::debug!("instance discarded: {}", failure.message());
-        } else {
-            tracing::warn!("instance discarded: {}", failure.message());
-        }
+        failure.log(
+            self.hung_up.load(Ordering::Acquire),
+            Some("instance discarded"),
+        );
         let verdict = (failure.status(), failure.client_message());
         drop(store);
         let Ok(requests) = self.requests.lock() else {

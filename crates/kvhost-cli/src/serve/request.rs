@@ -186,6 +186,26 @@ impl Failure {
         }
     }
 
+    /// Logs this failure at warn, with everything, prefixed by `what_became` of the instance
+    /// if given. When the client had already hung up and the component failed (writing to
+    /// the closed stream, most likely: not its fault), it is one info line instead, with the
+    /// details at debug.
+    pub fn log(&self, client_hung_up: bool, what_became: Option<&str>) {
+        let message = match what_became {
+            Some(what) => format!("{what}: {}", self.message()),
+            None => self.message(),
+        };
+        if client_hung_up && matches!(self, Failure::Error(_)) {
+            match what_became {
+                Some(what) => tracing::info!("a client hung up before its response's end; {what}"),
+                None => tracing::info!("a client hung up before its response's end"),
+            }
+            tracing::debug!("{message}");
+        } else {
+            tracing::warn!("{message}");
+        }
+    }
+
     /// A `text/plain` response with the [`Failure::client_message`].
     pub fn response(&self) -> Response<HyperOutgoingBody> {
         plain(self.status(), &format!("{}\n", self.client_message()))
