@@ -2,6 +2,9 @@
 //! and how one connection is served until it closes or kvhost shuts down.
 //!
 //! Invariants:
+//! - The listener's accept queue holds [`LISTEN_BACKLOG`] connections (the kernel may cap it
+//!   lower, at `net.core.somaxconn`), so a burst of thousands of clients connecting at once
+//!   waits to be accepted instead of having its SYNs dropped and retried seconds later.
 //! - At most `--max-connections` connections are served at once; one more is answered 503
 //!   and closed (it costs a file descriptor for the few milliseconds that takes), so an
 //!   idle-connection flood never starves kvhost of file descriptors.
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::io::TokioIo;
 
@@ -32,6 +35,22 @@ const TOO_MANY_CONNECTIONS: &str = "kvhost has --max-connections connections ope
 /// File descriptors kept free for everything but client connections (the store, the
 /// listener, compile cache files, Redis connections).
 const RESERVED_FDS: u64 = 256;
+
+/// Connections the kernel may hold, fully open, for kvhost to accept (tokio's `bind` asks
+/// for 1,024).
+const LISTEN_BACKLOG: u32 = 4_096;
+
+/// Listens on `address` with an accept queue of [`LISTEN_BACKLOG`] connections.
+pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // As tokio's own `bind`: a restarted server may listen while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// The open connections and the rules they are served by.
 pub struct Connections {

@@ -63,8 +63,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     let linked = link(&engine, &prepared.component, &args.component)?;
     engine::start_epoch_ticker(&engine);
 
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let listener = conn::listen(args.listen)
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let address = listener.local_addr()?;
     if let Some(metrics_address) = args.metrics {

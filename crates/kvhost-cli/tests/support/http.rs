@@ -161,8 +161,11 @@ pub async fn load(
     }
 }
 
-/// Connects `clients` clients to `address`, then, all released at once by a barrier, runs
-/// `work(index, client)` for each; the errors of the clients that failed.
+/// Releases `clients` tasks at once with a barrier; each connects its own client to
+/// `address` and runs `work(index, client)`; the errors of the clients that failed.
+///
+/// The clients connect after the barrier, not before: a connection held idle at the barrier
+/// would meet the server's `--header-timeout` if connecting them all took that long.
 pub async fn clients_at_once<F, Fut>(address: SocketAddr, clients: usize, work: F) -> Vec<String>
 where
     F: Fn(usize, Client) -> Fut + Send + Sync + Clone + 'static,
@@ -173,10 +176,10 @@ where
     for i in 0..clients {
         let (start, work) = (std::sync::Arc::clone(&start), work.clone());
         tasks.push(tokio::spawn(async move {
-            let connected = Client::connect(address).await;
-            // Every client waits at the barrier, connected or not, so none is left waiting.
             start.wait().await;
-            let client = connected.map_err(|err| format!("client {i}: connect: {err}"))?;
+            let client = Client::connect(address)
+                .await
+                .map_err(|err| format!("client {i}: connect: {err}"))?;
             work(i, client).await
         }));
     }
