@@ -42,7 +42,7 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     let linker_error = |err| wasm_error("cannot set up the component linker", err);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(linker_error)?;
-    kvhost_wasi::add_to_linker(&mut linker).map_err(linker_error)?;
+    kvhost_wasi::add_to_linker_for(&mut linker, &prepared.component).map_err(linker_error)?;
 
     let mut wasi = WasiCtx::builder();
     wasi.inherit_stdio().inherit_env();

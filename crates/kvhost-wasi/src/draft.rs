@@ -2,7 +2,7 @@
 //!
 //! It differs from draft2 in three places, each adapted here:
 //! - `list-keys` cursors are `u64`: each stands for one of our cursor strings, remembered per
-//!   client (see [`crate::ctx`]); `Some(0)` starts from the beginning;
+//!   client (in its [`KvCtx`](crate::KvCtx)); `Some(0)` starts from the beginning;
 //! - `increment` takes and returns `u64`: a delta above `i64::MAX` or a result below zero is
 //!   `other(...)` (counters are signed 64-bit decimals, as in Redis);
 //! - `get-many` returns `option<tuple<key, value>>` per key, `none` for a missing key.
@@ -32,7 +32,7 @@ use generated::wasi::keyvalue::{atomics, batch, store};
 type Result<T, E = HostError> = std::result::Result<T, E>;
 
 /// Adds the three draft interfaces to `linker`.
-pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
+pub fn add_to_linker<T: crate::KvView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     store::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)?;
@@ -107,11 +107,7 @@ impl batch::Host for KvCtxView<'_> {
         bucket: Resource<BucketResource>,
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>> {
-        let found = self.bucket(&bucket)?.get_many(keys).await?;
-        Ok(found
-            .into_iter()
-            .map(|(key, value)| value.map(|value| (key, value)))
-            .collect())
+        crate::shared::get_many_present(self, &bucket, keys).await
     }
 
     crate::shared::batch_write_methods!();

@@ -1,4 +1,5 @@
-//! `wasi:keyvalue@0.2.0-draft2`: `store`, `atomics` (increment, CAS resources) and `batch`.
+//! `wasi:keyvalue@0.2.0-draft2`: `store`, `atomics` (increment, CAS resources) and `batch`,
+//! whose `get-many` comes in two shapes ([`GetManyShape`]).
 //!
 //! Every function is a thin adapter: find the resource, call the [`kvhost::BucketHandle`]
 //! (which checks limits before any I/O), and keep the client's handle counts in step with the
@@ -9,6 +10,7 @@ use wasmtime::component::Resource;
 
 use crate::ctx::{BucketResource, CasResource, KvCtxView};
 use crate::error::HostError;
+use crate::GetManyShape;
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -25,18 +27,40 @@ mod generated {
     });
 }
 
+/// `batch` with upstream's `get-many` (see [`GetManyShape`]); `store` is the one above.
+mod upstream {
+    wasmtime::component::bindgen!({
+        path: "../../wit/keyvalue-0.2.0-draft2-upstream-batch",
+        world: "wasi:keyvalue/upstream-batch",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store": super::generated::wasi::keyvalue::store,
+        },
+        trappable_error_type: {
+            "wasi:keyvalue/store.error" => crate::error::HostError,
+        },
+    });
+}
+
 use generated::wasi::keyvalue::{atomics, batch, store};
+use upstream::wasi::keyvalue::batch as upstream_batch;
 
 type Result<T, E = HostError> = std::result::Result<T, E>;
 
-/// Adds the three draft2 interfaces to `linker`.
-pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
+/// Adds `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` to `linker`, with `batch`'s
+/// `get-many` in `shape` ([`GetManyShape::imported_by`] tells a component's).
+pub fn add_to_linker<T: crate::KvView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
+    shape: GetManyShape,
 ) -> wasmtime::Result<()> {
     store::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)?;
     atomics::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)?;
-    batch::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)?;
-    Ok(())
+    match shape {
+        GetManyShape::Sdk => batch::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>),
+        GetManyShape::Upstream => {
+            upstream_batch::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)
+        }
+    }
 }
 
 crate::shared::store_error_fn!(store);
@@ -127,6 +151,18 @@ impl batch::Host for KvCtxView<'_> {
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         Ok(self.bucket(&bucket)?.get_many(keys).await?)
+    }
+
+    crate::shared::batch_write_methods!();
+}
+
+impl upstream_batch::Host for KvCtxView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<BucketResource>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>> {
+        crate::shared::get_many_present(self, &bucket, keys).await
     }
 
     crate::shared::batch_write_methods!();

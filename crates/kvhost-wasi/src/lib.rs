@@ -7,7 +7,7 @@
 //!
 //! | package | cursor | `increment` | `get-many` result | CAS |
 //! |---|---|---|---|---|
-//! | `wasi:keyvalue@0.2.0-draft2` | `option<string>` | `s64` | `list<tuple<key, option<value>>>` (Spin SDKs' shape) | yes |
+//! | `wasi:keyvalue@0.2.0-draft2` | `option<string>` | `s64` | `list<tuple<key, option<value>>>` (Spin SDKs') or `list<option<tuple<key, value>>>` (upstream `main`'s): see [`GetManyShape`] | yes |
 //! | `wasi:keyvalue@0.2.0-draft` | `option<u64>` | `u64` | `list<option<tuple<key, value>>>` | no |
 //! | `fermyon:spin/key-value@2.0.0` | none: `get-keys` returns all (at most 100,000) | - | - | no |
 //! | `spin:key-value/key-value@3.0.0` (async) | none: `get-keys` streams every key, page by page | - | - | no |
@@ -27,8 +27,9 @@
 //!
 //! # Embedding
 //! Keep a [`KvCtx`] and a [`ResourceTable`](wasmtime::component::ResourceTable) in your store
-//! data, implement [`KvView`], and call [`add_to_linker`]. Host calls are async,
-//! so instantiate and call with the `*_async` methods.
+//! data, implement [`KvView`], and call [`add_to_linker_for`] (every interface, `get-many` in
+//! the shape the component imports) or [`add_to_linker`] (every interface, the SDKs'
+//! `get-many`). Host calls are async, so instantiate and call with the `*_async` methods.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -81,22 +82,55 @@
 //! # })
 //! # }
 //! ```
+//!
+//! # Linking one interface
+//! Each package has a module of its own whose `add_to_linker` adds just that package, for a
+//! host that offers, say, only `wasi:keyvalue@0.2.0-draft2` (and leaves a component importing
+//! anything else to fail to link):
+//!
+//! ```
+//! # use kvhost_wasi::{KvCtxView, KvView};
+//! # struct Host { table: wasmtime::component::ResourceTable, kv: kvhost_wasi::KvCtx }
+//! # impl KvView for Host {
+//! #     fn kv(&mut self) -> KvCtxView<'_> {
+//! #         KvCtxView { ctx: &mut self.kv, table: &mut self.table }
+//! #     }
+//! # }
+//! # fn main() -> wasmtime::Result<()> {
+//! let engine = wasmtime::Engine::default();
+//! let mut linker = wasmtime::component::Linker::<Host>::new(&engine);
+//! kvhost_wasi::draft2::add_to_linker(&mut linker, kvhost_wasi::GetManyShape::Sdk)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//! - [`draft2`], [`draft`], [`spin`], [`spin3`]: one package each, its host traits and its
+//!   `add_to_linker`.
+//! - `ctx`: [`KvCtx`] (a client's open handles and caps), [`KvCtxView`] and [`KvView`].
+//! - `get_many`: [`GetManyShape`], the two `get-many` types of draft2.
+//! - `error`: how a failed call becomes the interface's `error` or a trap.
+//! - `shared`: the host methods written once for several packages.
 
 #![deny(missing_docs)]
 
 mod ctx;
-mod draft;
-mod draft2;
+pub mod draft;
+pub mod draft2;
 mod error;
+mod get_many;
 mod shared;
-mod spin;
-mod spin3;
+pub mod spin;
+pub mod spin3;
 
 pub use ctx::{KvCtx, KvCtxView, KvView, DRAFT_CURSORS};
+pub use get_many::GetManyShape;
 
 /// Adds `wasi:keyvalue/{store,atomics,batch}` at both `@0.2.0-draft2` and `@0.2.0-draft`,
-/// `fermyon:spin/key-value@2.0.0` and `spin:key-value/key-value@3.0.0` to `linker`.
-/// Components import whichever they were built against.
+/// `fermyon:spin/key-value@2.0.0` and `spin:key-value/key-value@3.0.0` to `linker`, with
+/// draft2's `get-many` in the SDKs' shape ([`GetManyShape::Sdk`]). Components import
+/// whichever they were built against; [`add_to_linker_for`] also serves upstream's
+/// `get-many` to a component that imports it.
 ///
 /// Spin's `@3.0.0` interface is asynchronous: its functions can only be called by a guest
 /// when the engine has the component-model async features enabled
@@ -104,7 +138,23 @@ pub use ctx::{KvCtx, KvCtxView, KvView, DRAFT_CURSORS};
 pub fn add_to_linker<T: KvView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
-    draft2::add_to_linker(linker)?;
+    link_all(linker, GetManyShape::Sdk)
+}
+
+/// As [`add_to_linker`], with draft2's `get-many` in the shape `component` imports
+/// ([`GetManyShape::imported_by`]): link a linker made this way with `component` only.
+pub fn add_to_linker_for<T: KvView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<()> {
+    link_all(linker, GetManyShape::imported_by(component))
+}
+
+fn link_all<T: KvView + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    shape: GetManyShape,
+) -> wasmtime::Result<()> {
+    draft2::add_to_linker(linker, shape)?;
     draft::add_to_linker(linker)?;
     spin::add_to_linker(linker)?;
     spin3::add_to_linker(linker)?;

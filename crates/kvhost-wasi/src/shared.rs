@@ -4,6 +4,11 @@
 //! bodies are written once here as macros and expanded inside each trait impl (where
 //! `Result`, `Resource` and `BucketResource` resolve to that module's names).
 
+use wasmtime::component::Resource;
+
+use crate::ctx::{BucketResource, KvCtxView};
+use crate::error::HostError;
+
 /// `fn store_error`: a [`kvhost::Error`] as the `Error` variant of the interface module
 /// `$module` (`store` for the drafts, `key_value` for Spin's interface).
 macro_rules! store_error_fn {
@@ -71,6 +76,20 @@ macro_rules! batch_write_methods {
             Ok(self.bucket(&bucket)?.delete_many(keys).await?)
         }
     };
+}
+
+/// `batch.get-many` in the shape `list<option<tuple<key, value>>>` (`0.2.0-draft`, and
+/// upstream's `0.2.0-draft2`): `none` for a missing key.
+pub(crate) async fn get_many_present(
+    view: &mut KvCtxView<'_>,
+    bucket: &Resource<BucketResource>,
+    keys: Vec<String>,
+) -> Result<Vec<Option<(String, Vec<u8>)>>, HostError> {
+    let found = view.bucket(bucket)?.get_many(keys).await?;
+    Ok(found
+        .into_iter()
+        .map(|(key, value)| value.map(|value| (key, value)))
+        .collect())
 }
 
 pub(crate) use {batch_write_methods, bucket_methods, store_error_fn};

@@ -33,7 +33,7 @@ use generated::fermyon::spin::key_value;
 type Result<T, E = HostError> = std::result::Result<T, E>;
 
 /// Adds `fermyon:spin/key-value@2.0.0` to `linker`.
-pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
+pub fn add_to_linker<T: crate::KvView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     key_value::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)

@@ -6,7 +6,7 @@
 //! take an [`Accessor`] and borrow the [`KvCtxView`] only between awaits, never across one.
 //!
 //! `get-keys` returns a `stream<string>` and a `future<result<_, error>>`. The stream is fed
-//! from the bucket's own cursor ([`KeyPages`]): one page (at most `limits.list_page_keys` keys
+//! from the bucket's own cursor (`KeyPages`): one page (at most `limits.list_page_keys` keys
 //! and `limits.list_page_bytes` bytes) is held at a time, and the next page is read only when
 //! the guest has taken every key of the current one, so host memory is bounded whatever the
 //! bucket holds and a slow reader holds the listing back. An error while listing ends the
@@ -49,8 +49,10 @@ use generated::spin::key_value::key_value;
 
 type Result<T, E = HostError> = std::result::Result<T, E>;
 
-/// Adds `spin:key-value/key-value@3.0.0` to `linker`.
-pub(crate) fn add_to_linker<T: crate::KvView + 'static>(
+/// Adds `spin:key-value/key-value@3.0.0` to `linker`. Its functions are async: a guest can
+/// only call them when the engine has the component-model async features enabled
+/// (`Config::wasm_component_model_async`).
+pub fn add_to_linker<T: crate::KvView + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
 ) -> wasmtime::Result<()> {
     key_value::add_to_linker::<T, crate::HasKv>(linker, crate::view::<T>)

@@ -6,53 +6,25 @@ use std::sync::Arc;
 
 use kvhost::backend::memory::MemoryBucket;
 use kvhost::{Grants, Limits, Registry};
-use kvhost_wasi::{KvCtx, KvCtxView, KvView};
+use kvhost_wasi::KvCtx;
 use wasmtime::component::{Component, Instance, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
+
+mod support;
+use support::Host;
 
 /// Outcome codes returned by the guest's exports (see hostile.wit).
 const OK: u32 = 0;
 const OTHER: u32 = 3;
 
-struct Host {
-    table: ResourceTable,
-    kv: KvCtx,
-}
-
-impl KvView for Host {
-    fn kv(&mut self) -> KvCtxView<'_> {
-        KvCtxView {
-            ctx: &mut self.kv,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// The hostile component: the WAT module plus its WIT world, made into a component with
-/// wit-component.
+/// The hostile component: the WAT module plus its WIT world.
 fn component_bytes() -> Vec<u8> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut resolve = wit_parser::Resolve::default();
-    resolve
-        .push_dir(dir.join("../../wit/keyvalue-0.2.0-draft2"))
-        .expect("the vendored draft2 WIT parses");
-    let wit = std::fs::read_to_string(dir.join("tests/hostile/hostile.wit")).unwrap();
-    let package = resolve.push_str("hostile.wit", &wit).unwrap();
-    let world = resolve.select_world(&[package], Some("hostile")).unwrap();
-    let mut module = wat::parse_file(dir.join("tests/hostile/hostile.wat")).unwrap();
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
+    support::wat_component(
+        "../../wit/keyvalue-0.2.0-draft2",
+        "tests/hostile/hostile.wit",
+        "hostile",
+        "tests/hostile/hostile.wat",
     )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
 }
 
 struct Fixture {

@@ -234,7 +234,7 @@ fn link(engine: &Engine, component: &Component, path: &Path) -> Result<Linked> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(linker_error)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(linker_error)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(linker_error)?;
-    kvhost_wasi::add_to_linker(&mut linker).map_err(linker_error)?;
+    kvhost_wasi::add_to_linker_for(&mut linker, component).map_err(linker_error)?;
     let stubbed = stubs::define_stubs(&mut linker, component, engine).map_err(linker_error)?;
     if !stubbed.is_empty() {
         tracing::info!(
