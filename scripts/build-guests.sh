@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Python guests under guests/ into WebAssembly components with the pinned
-# componentize-py (installed by setup-python.sh):
+# Builds the guests under guests/ into WebAssembly components: the Python ones with the
+# pinned componentize-py (installed by setup-python.sh), the JavaScript one with the pinned
+# componentize-js (installed by setup-node.sh):
 #   target/guests/draft2.wasm  wasi:keyvalue@0.2.0-draft2 conformance guest
 #   target/guests/draft.wasm   wasi:keyvalue@0.2.0-draft conformance guest
 #   target/guests/bench.wasm   the benchmark loop (0.2.0-draft, runs under wasmtime too)
@@ -10,6 +11,8 @@
 #   target/guests/spin.wasm    a Spin HTTP app (spin-sdk 3.x, world spin-http, WASIp2)
 #   target/guests/spin5.wasm   guests/spinp3 built with spin-sdk 5.x (WASIp3, wasi:http@0.3.0)
 #   target/guests/spin4.wasm   guests/spinp3 built with spin-sdk 4.x (WASIp3 release candidate)
+#   target/guests/draft2js.wasm guests/js/draft2.js: the draft2 conformance checks in JavaScript,
+#                              built with the pinned componentize-js (setup-node.sh)
 # With guest names as arguments, builds only those.
 # A guest is rebuilt only when a file it is built from is newer than its .wasm. Safe to run
 # concurrently (tests call it from several processes): builds are serialized by a lock.
@@ -57,15 +60,30 @@ build_spin() { # name source-dir venv world
     mv "$wasm.tmp" "$wasm"
 }
 
+# A JavaScript guest, built with componentize-js's defaults (its `fetch` imports wasi:http,
+# which `kvhost run` links with outgoing requests refused).
+build_js() { # name source world
+    local name="$1" source="$root/guests/js/$2" world="$3" wasm="$out/$1.wasm"
+    if up_to_date "$wasm" "$source" "$root/guests/wit" "$root/guests/js/package-lock.json"; then
+        return
+    fi
+    "$root/scripts/setup-node.sh"
+    echo "==> building JS guest $name ($world)" >&2
+    "$root/guests/js/node_modules/.bin/componentize-js" --wit "$root/guests/wit" -n "$world" \
+        -o "$wasm.tmp" "$source" >/dev/null
+    mv "$wasm.tmp" "$wasm"
+}
+
 declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2 [runp3]=kv-run-p3
     [spin]=spin [spin5]=spin [spin4]=spin [hellop3]=hello-p3)
-for name in "${@:-draft2 draft bench demo runp3 hellop3 spin spin5 spin4}"; do
+for name in "${@:-draft2 draft bench demo runp3 hellop3 spin spin5 spin4 draft2js}"; do
     for one in $name; do
         case "$one" in
             spin) build_spin spin spin .venv-spin spin-http ;;
             spin5) build_spin spin5 spinp3 .venv-spin5 spin:up/http-trigger@4.1.0 ;;
             spin4) build_spin spin4 spinp3 .venv-spin4 spin:up/http-trigger@4.0.0 ;;
             hellop3) build hellop3 hello-p3 "$root/guests/hellop3/wit" ;;
+            draft2js) build_js draft2js draft2.js kv-draft2 ;;
             *)
                 [ -n "${worlds[$one]:-}" ] || { echo "unknown guest $one (known: ${!worlds[*]})" >&2; exit 2; }
                 build "$one" "${worlds[$one]}"

@@ -123,7 +123,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: crate::serve::outgoing_http_hooks(),
+            hooks: crate::outgoing_http::outgoing_http_hooks(),
         }
     }
 }

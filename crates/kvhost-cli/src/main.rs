@@ -14,6 +14,7 @@ mod cli;
 mod engine;
 mod host;
 mod kv;
+mod outgoing_http;
 mod run;
 mod serve;
 mod setup;

@@ -41,6 +41,9 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     let mut linker = Linker::<HostState>::new(&engine);
     let linker_error = |err| wasm_error("cannot set up the component linker", err);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
+    // wasi:http 0.2 too, outgoing requests refused: a componentize-js build imports it for
+    // `fetch` unless built with `--disable http`.
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(linker_error)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(linker_error)?;
     kvhost_wasi::add_to_linker_for(&mut linker, &prepared.component).map_err(linker_error)?;
 

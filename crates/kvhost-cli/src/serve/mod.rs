@@ -39,7 +39,6 @@ use wasmtime_wasi_http::handler::ProxyHandler;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
-use wasmtime_wasi_http::WasiHttpHooks;
 
 use crate::cli::ServeArgs;
 use crate::host::{wasm_error, HostState, MemoryBudget, Prepared};
@@ -280,30 +279,5 @@ async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
-    }
-}
-
-/// The `wasi:http` hooks of every instance: outgoing HTTP requests are refused
-/// (`HTTP-request-denied`); kvhost serves components, it does not proxy for them.
-pub fn outgoing_http_hooks() -> &'static mut dyn WasiHttpHooks {
-    // A zero-sized value: leaking it allocates nothing.
-    Box::leak(Box::new(DenyOutgoingHttp))
-}
-
-struct DenyOutgoingHttp;
-
-/// A future `wasmtime_wasi_http` hands to or takes from `send_request`.
-type HttpFuture<T> = Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<T>> + Send>;
-
-impl WasiHttpHooks for DenyOutgoingHttp {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: HttpFuture<()>,
-    ) -> HttpFuture<(http::Response<wasmtime_wasi_http::WasiBody>, HttpFuture<()>)> {
-        Box::new(std::future::ready(Err(
-            wasmtime_wasi_http::Error::HttpRequestDenied,
-        )))
     }
 }
