@@ -82,7 +82,7 @@ pub async fn check(registry: &Registry, buckets: &[String]) -> anyhow::Result<bo
     };
     let mut all_complete = true;
     for name in names {
-        let bucket = crate::kv::open(registry, &name)?;
+        let bucket = crate::setup::open_bucket(registry, &name)?;
         let walk = walk(&bucket, |_, _| {}).await;
         all_complete &= walk.complete();
         println!("{}", describe(&name, &walk));

@@ -146,7 +146,7 @@ pub struct HostArgs {
     /// NAME=redis[s]://[:PASSWORD@]HOST:PORT/DB (rediss: TLS; a password is never echoed).
     /// Repeatable; replaces a configured bucket of the same name and is granted to the
     /// component.
-    // Parsed by `BucketSpec` in setup.rs, not by clap, so that a URL's password is never
+    // Parsed by `BucketSpec` in bucket_spec.rs, not by clap, so that a URL's password is never
     // echoed.
     #[arg(long = "bucket", value_name = "NAME[=URL]")]
     pub buckets: Vec<String>,

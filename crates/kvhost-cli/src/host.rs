@@ -14,8 +14,8 @@ use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::bucket_spec::BucketSpec;
 use crate::cli::HostArgs;
-use crate::setup::BucketSpec;
 use crate::{engine, setup};
 
 /// Buckets and a compiled component, ready to instantiate.

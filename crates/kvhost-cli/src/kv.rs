@@ -7,17 +7,13 @@ use anyhow::{anyhow, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kvhost::{BucketHandle, Error, Grants, Registry};
+use kvhost::{BucketHandle, Error};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{KvArgs, KvCommand};
-use crate::setup::{open_registry, open_registry_read_only};
+use crate::import::Importer;
+use crate::setup::{open_bucket as open, open_registry, open_registry_read_only};
 use crate::Outcome;
-
-/// Entries per `set_many` during import.
-const IMPORT_BATCH_ENTRIES: usize = 1000;
-/// Value bytes per `set_many` during import.
-const IMPORT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// One line of `export` output and `import` input.
 #[derive(Serialize, Deserialize)]
@@ -122,8 +118,8 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
             Outcome::Done
         }
         KvCommand::ImportSpin { file, store, into } => {
-            let request = crate::spin::ImportSpin { file, store, into };
-            crate::spin::import(&registry, &request).await?;
+            let request = crate::spin_sqlite::ImportSpin { file, store, into };
+            crate::spin_sqlite::import(&registry, &request).await?;
             Outcome::Done
         }
         KvCommand::Buckets => {
@@ -141,18 +137,6 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
         .map_err(|e| anyhow!("{e}"))
         .context("cannot flush writes to disk")?;
     Ok(outcome)
-}
-
-/// Opens a bucket with every grant, turning "no such store" into advice.
-pub fn open(registry: &Registry, name: &str) -> Result<BucketHandle> {
-    registry.open(name, &Grants::All).map_err(|err| match err {
-        Error::NoSuchStore => anyhow!(
-            "no bucket named {name:?}; configured buckets: {}. Add a [buckets.{name}] table to \
-             kvhost.toml (or pass --config) to create it",
-            registry.names().collect::<Vec<_>>().join(", ")
-        ),
-        other => anyhow!("cannot open bucket {name:?}: {other}"),
-    })
 }
 
 fn op_error(bucket: &BucketHandle, err: Error) -> anyhow::Error {
@@ -322,66 +306,4 @@ async fn import(bucket: &BucketHandle, file: &str) -> Result<()> {
         bucket.name()
     );
     Ok(())
-}
-
-/// Writes entries into a bucket in `set_many` batches, checking each against the limits
-/// first so that an error names the entry, not a batch.
-pub struct Importer<'b> {
-    bucket: &'b BucketHandle,
-    batch: Vec<(String, Vec<u8>)>,
-    batch_bytes: usize,
-    /// Entries written so far.
-    pub imported: usize,
-}
-
-impl<'b> Importer<'b> {
-    /// An importer into `bucket`.
-    pub fn new(bucket: &'b BucketHandle) -> Self {
-        Importer {
-            bucket,
-            batch: Vec::new(),
-            batch_bytes: 0,
-            imported: 0,
-        }
-    }
-
-    /// Adds one entry, writing the batch when it is full.
-    pub async fn push(&mut self, key: String, value: Vec<u8>) -> Result<()> {
-        let limits = self.bucket.limits();
-        limits
-            .check_key(&key)
-            .and_then(|()| limits.check_value(&key, &value))
-            .map_err(|e| anyhow!("{e}"))?;
-        self.batch_bytes += key.len() + value.len();
-        self.batch.push((key, value));
-        if self.batch.len() >= IMPORT_BATCH_ENTRIES || self.batch_bytes >= IMPORT_BATCH_BYTES {
-            self.write_batch().await?;
-        }
-        Ok(())
-    }
-
-    /// Writes what is left; returns how many entries were imported in all.
-    pub async fn finish(mut self) -> Result<usize> {
-        self.write_batch().await?;
-        Ok(self.imported)
-    }
-
-    async fn write_batch(&mut self) -> Result<()> {
-        let count = self.batch.len();
-        if count > 0 {
-            self.bucket
-                .set_many(std::mem::take(&mut self.batch))
-                .await
-                .map_err(|e| {
-                    anyhow!(
-                        "bucket {:?}: {e} ({} entries were imported before this batch)",
-                        self.bucket.name(),
-                        self.imported
-                    )
-                })?;
-        }
-        self.imported += count;
-        self.batch_bytes = 0;
-        Ok(())
-    }
 }

@@ -1,25 +1,34 @@
 //! `kvhost`: the command-line front end.
 //!
-//! A thin layer: [`cli`] declares the commands, [`setup`] turns flags and `kvhost.toml` into a
-//! [`kvhost::Registry`] (with [`spin`] for Spin's runtime config and SQLite files), [`run`]
-//! runs a component and [`serve`] serves an HTTP component (both on the engine of [`engine`],
-//! with the instance state of [`host`], components renamed by [`wit_versions`], stopped by
-//! [`signals`]), and [`kv`] implements `kvhost kv ...` on top of the library ([`check`] walks
-//! damaged buckets; [`units`] parses sizes and durations). Exit status: 0 on success, 1 when
-//! `kv get` finds no such key, 2 on any error (printed to stderr with what to do next), as
-//! clap does for usage errors; `run` has its own (see `kvhost run --help`).
+//! A thin layer over the libraries; imports run one way, from the commands down to the
+//! helpers:
+//! - [`cli`] declares the commands and flags ([`units`] parses sizes and durations).
+//! - [`setup`] turns flags and `kvhost.toml` into a [`kvhost::Registry`]: `--bucket` flags
+//!   through [`bucket_spec`], Spin's runtime config through [`spin_config`].
+//! - [`run`] runs a component and [`serve`] serves an HTTP component, both on the engine of
+//!   [`engine`] (components renamed by [`wit_versions`]) with the instance state of [`host`]
+//!   (outgoing HTTP refused by [`outgoing_http`]), stopped by [`signals`].
+//! - [`kv`] implements `kvhost kv ...`: [`check`] walks damaged buckets, [`import`] writes
+//!   entries in batches, [`spin_sqlite`] reads Spin's SQLite files.
+//!
+//! Exit status: 0 on success, 1 when `kv get` finds no such key, 2 on any error (printed to
+//! stderr with what to do next), as clap does for usage errors; `run` has its own (see
+//! `kvhost run --help`).
 
+mod bucket_spec;
 mod check;
 mod cli;
 mod engine;
 mod host;
+mod import;
 mod kv;
 mod outgoing_http;
 mod run;
 mod serve;
 mod setup;
 mod signals;
-mod spin;
+mod spin_config;
+mod spin_sqlite;
 mod units;
 mod wit_versions;
 

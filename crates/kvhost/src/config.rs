@@ -136,6 +136,25 @@ impl Default for BucketConfig {
     }
 }
 
+impl BucketConfig {
+    /// A `redis` bucket at `url` (a primary, no replicas) with the default timeout: what
+    /// `--bucket NAME=redis://...` and a Spin runtime config's `type = "redis"` store mean.
+    /// The URL is checked when the bucket is made ([`crate::Registry::from_config`]).
+    pub fn redis(url: String) -> Self {
+        BucketConfig {
+            backend: BackendKind::Redis,
+            redis: Some(RedisSettings {
+                url: Some(url),
+                replicas: Vec::new(),
+                nodes: Vec::new(),
+                timeout: DEFAULT_REDIS_TIMEOUT,
+                tls_ca_file: None,
+            }),
+            ..BucketConfig::default()
+        }
+    }
+}
+
 /// The connection settings of a Redis bucket. `Debug` never prints the URLs (they may hold a
 /// password).
 #[derive(Clone, PartialEq, Eq)]

@@ -51,13 +51,14 @@ pub enum SetupError {
     #[cfg(feature = "embedded")]
     #[error(transparent)]
     Embedded(#[from] crate::backend::embedded::OpenError),
-    /// A Redis bucket's settings cannot be used (the message never holds a URL).
-    #[error("bucket {bucket:?}: {message}")]
+    /// A Redis bucket's settings cannot be used (the error never holds a URL).
+    #[cfg(feature = "redis")]
+    #[error("bucket {bucket:?}: {source}")]
     Redis {
         /// The bucket.
         bucket: String,
         /// What is wrong.
-        message: String,
+        source: crate::backend::redis::RedisSetupError,
     },
     /// The configuration asks for a backend this build does not include.
     #[error("bucket {bucket:?} uses backend {backend:?}, which this build of kvhost does not include (enable the cargo feature {backend:?})")]
@@ -67,44 +68,6 @@ pub enum SetupError {
         /// The backend's name.
         backend: &'static str,
     },
-}
-
-/// A Redis bucket from its validated config (connections are made on first use).
-#[cfg(feature = "redis")]
-fn redis_bucket(
-    name: &str,
-    bucket: &crate::BucketConfig,
-) -> Result<crate::backend::redis::RedisBucket, SetupError> {
-    use crate::backend::redis::{RedisBucket, RedisOptions, RedisTarget};
-    let invalid = |message: String| SetupError::Redis {
-        bucket: name.to_string(),
-        message,
-    };
-    let settings = bucket
-        .redis
-        .as_ref()
-        .ok_or_else(|| invalid("no Redis settings (url or nodes) were given".into()))?;
-    let target = match (bucket.backend, &settings.url) {
-        (BackendKind::Redis, Some(url)) => RedisTarget::Standalone {
-            url: url.clone(),
-            replicas: settings.replicas.clone(),
-        },
-        (BackendKind::Redis, None) => return Err(invalid("a redis bucket needs a url".into())),
-        _ => RedisTarget::Cluster {
-            nodes: settings.nodes.clone(),
-        },
-    };
-    let tls_root_ca = match &settings.tls_ca_file {
-        Some(path) => Some(std::fs::read(path).map_err(|err| {
-            invalid(format!("cannot read tls_ca_file {}: {err}", path.display()))
-        })?),
-        None => None,
-    };
-    let options = RedisOptions {
-        timeout: settings.timeout,
-        tls_root_ca,
-    };
-    RedisBucket::new(name, &target, options, &format!("buckets.{name}")).map_err(invalid)
 }
 
 /// The buckets a host provides, by name.
@@ -174,7 +137,12 @@ impl Registry {
                 }
                 #[cfg(feature = "redis")]
                 BackendKind::Redis | BackendKind::RedisCluster => {
-                    Arc::new(redis_bucket(name, bucket)?)
+                    let redis = crate::backend::redis::RedisBucket::from_config(name, bucket)
+                        .map_err(|source| SetupError::Redis {
+                            bucket: name.clone(),
+                            source,
+                        })?;
+                    Arc::new(redis)
                 }
                 #[cfg(not(feature = "redis"))]
                 BackendKind::Redis | BackendKind::RedisCluster => {

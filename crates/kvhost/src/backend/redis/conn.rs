@@ -20,6 +20,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::OnceCell;
 
+use super::RedisSetupError;
 use crate::{Error, Result};
 
 /// A live connection to an endpoint; cheap to clone (every clone shares the connection).
@@ -76,15 +77,18 @@ pub(crate) struct Endpoint {
 
 /// What the caller got wrong in a URL; the URL itself is never repeated (it may hold a
 /// password).
-pub(crate) fn bad_url(what: &str, err: &RedisError) -> String {
+pub(crate) fn bad_url(what: &str, err: &RedisError) -> RedisSetupError {
     let reason = match err.detail() {
         Some(detail) if !detail.contains("://") => detail.to_string(),
         _ => "expected redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]".to_string(),
     };
-    format!("{what} is not a usable Redis URL: {reason}")
+    RedisSetupError::BadUrl {
+        setting: what.to_string(),
+        reason,
+    }
 }
 
-fn info(url: &str, what: &str) -> std::result::Result<redis::ConnectionInfo, String> {
+fn info(url: &str, what: &str) -> std::result::Result<redis::ConnectionInfo, RedisSetupError> {
     let info = url
         .into_connection_info()
         .map_err(|err| bad_url(what, &err))?;
@@ -93,13 +97,12 @@ fn info(url: &str, what: &str) -> std::result::Result<redis::ConnectionInfo, Str
         redis::ConnectionAddr::TcpTls {
             insecure: false, ..
         } => Ok(info),
-        redis::ConnectionAddr::TcpTls { insecure: true, .. } => Err(format!(
-            "{what}: certificate checks cannot be turned off (#insecure); give the server's CA \
-             with tls_ca_file instead"
-        )),
-        _ => Err(format!(
-            "{what}: only redis:// and rediss:// (TLS) URLs are supported (no unix sockets)"
-        )),
+        redis::ConnectionAddr::TcpTls { insecure: true, .. } => Err(RedisSetupError::InsecureTls {
+            setting: what.to_string(),
+        }),
+        _ => Err(RedisSetupError::NotTcp {
+            setting: what.to_string(),
+        }),
     }
 }
 
@@ -128,7 +131,7 @@ impl Endpoint {
         what: &str,
         timeout: Duration,
         ca_pem: Option<&[u8]>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RedisSetupError> {
         let info = info(url, what)?;
         let label = format!("redis {}", info.addr());
         let secrets = secrets_of(&info);
@@ -158,13 +161,15 @@ impl Endpoint {
         what: &str,
         timeout: Duration,
         ca_pem: Option<&[u8]>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RedisSetupError> {
         let mut infos = Vec::with_capacity(nodes.len());
         for (i, url) in nodes.iter().enumerate() {
             infos.push(info(url, &format!("{what}[{i}]"))?);
         }
         if infos.is_empty() {
-            return Err(format!("{what} is empty: list at least one cluster node"));
+            return Err(RedisSetupError::NoNodes {
+                setting: what.to_string(),
+            });
         }
         let label = format!(
             "redis cluster {}",
@@ -289,7 +294,7 @@ mod tests {
         assert!(message.starts_with("redis unavailable:"), "{message}");
         assert!(!message.contains("s3cret-pw"), "{message}");
 
-        let Err(message) = Endpoint::standalone(
+        let Err(err) = Endpoint::standalone(
             "http://user:s3cret-pw@host",
             "buckets.a.url",
             Duration::from_secs(1),
@@ -297,6 +302,7 @@ mod tests {
         ) else {
             panic!("an http URL was accepted");
         };
+        let message = err.to_string();
         assert!(message.contains("buckets.a.url"), "{message}");
         assert!(!message.contains("s3cret-pw"), "{message}");
     }

@@ -9,7 +9,9 @@
 //! * `scripts`: the Lua scripts that change a value together with its index entry and version;
 //! * `conn`: lazily made, self-healing connections with a timeout and password-free errors;
 //! * `listing`: the exact, duplicate-free merge of the shards' sorted key indexes;
-//! * `replicas`: read routing that keeps read-your-writes while replicas lag.
+//! * `replicas`: read routing that keeps read-your-writes while replicas lag;
+//! * `setup`: [`RedisBucket::from_config`], the one way from settings to a bucket, and its
+//!   typed error.
 //!
 //! Consistency: writes and compare-and-swap go to the primary (or the owning cluster master)
 //! and are atomic per shard. Reads go to the primary, or to a replica when the replica is known
@@ -22,6 +24,7 @@ mod layout;
 mod listing;
 mod replicas;
 mod scripts;
+mod setup;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +40,7 @@ use crate::{counter, Bucket, CasToken, Error, KeyPage, PageBudget, Result, Swap}
 use conn::Endpoint;
 use layout::{Layout, Shard};
 use replicas::Replicas;
+pub use setup::RedisSetupError;
 
 /// The timeout used when a bucket does not configure `timeout_ms`.
 pub const DEFAULT_TIMEOUT: Duration = crate::config::DEFAULT_REDIS_TIMEOUT;
@@ -122,7 +126,7 @@ impl RedisBucket {
         target: &RedisTarget,
         options: impl Into<RedisOptions>,
         setting: &str,
-    ) -> std::result::Result<Self, String> {
+    ) -> std::result::Result<Self, RedisSetupError> {
         let options = options.into();
         let timeout = match options.timeout {
             Duration::ZERO => DEFAULT_TIMEOUT,
