@@ -130,8 +130,7 @@ fn write_config(dir: &Path) {
 
 fn find_anchor(root: &Path) -> PathBuf {
     let wasmtime = std::env::var_os("KVHOST_BENCH_WASMTIME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/anchors/bin/wasmtime"));
+        .map_or_else(|| root.join("target/anchors/bin/wasmtime"), PathBuf::from);
     let version = Command::new(&wasmtime).arg("--version").output();
     match version {
         Ok(output) if String::from_utf8_lossy(&output.stdout).starts_with(ANCHOR_VERSION) => {

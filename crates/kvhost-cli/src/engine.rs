@@ -101,8 +101,10 @@ pub fn start_epoch_ticker(engine: &Engine) {
                 std::thread::sleep(EPOCH_TICK);
             }
         })
-        .map(drop)
-        .unwrap_or_else(|err| eprintln!("warning: --timeout will not work: {err}"));
+        .map_or_else(
+            |err| eprintln!("warning: --timeout will not work: {err}"),
+            drop,
+        );
 }
 
 /// Makes `store`'s guest yield to the async executor at every epoch tick (so other instances,

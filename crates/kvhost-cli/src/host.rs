@@ -253,7 +253,7 @@ impl MemoryBudget {
 }
 
 /// A wasmtime set-up error (linker, instantiation) as an `anyhow` error with its causes.
-pub fn wasm_error(context: &str, err: wasmtime::Error) -> anyhow::Error {
+pub fn wasm_error(context: &str, err: &wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{context}: {err:?}")
 }
 

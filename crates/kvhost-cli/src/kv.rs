@@ -33,7 +33,7 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
     let outcome = match args.command {
         KvCommand::Get { bucket, key } => {
             let bucket = open(&registry, &bucket)?;
-            match bucket.get(&key).await.map_err(|e| op_error(&bucket, e))? {
+            match bucket.get(&key).await.map_err(|e| op_error(&bucket, &e))? {
                 Some(value) => {
                     write_stdout(|out| out.write_all(&value))?;
                     Outcome::Done
@@ -58,12 +58,15 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
             bucket
                 .set(key, value)
                 .await
-                .map_err(|e| op_error(&bucket, e))?;
+                .map_err(|e| op_error(&bucket, &e))?;
             Outcome::Done
         }
         KvCommand::Delete { bucket, key } => {
             let bucket = open(&registry, &bucket)?;
-            bucket.delete(key).await.map_err(|e| op_error(&bucket, e))?;
+            bucket
+                .delete(key)
+                .await
+                .map_err(|e| op_error(&bucket, &e))?;
             Outcome::Done
         }
         KvCommand::List { bucket, json, null } => {
@@ -139,7 +142,7 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
     Ok(outcome)
 }
 
-fn op_error(bucket: &BucketHandle, err: Error) -> anyhow::Error {
+fn op_error(bucket: &BucketHandle, err: &Error) -> anyhow::Error {
     anyhow!("bucket {:?}: {err}", bucket.name())
 }
 
@@ -181,7 +184,7 @@ impl<'b> Pages<'b> {
             .bucket
             .list_keys(position)
             .await
-            .map_err(|e| op_error(self.bucket, e))?;
+            .map_err(|e| op_error(self.bucket, &e))?;
         self.cursor = Some(page.cursor);
         Ok(Some(page.keys))
     }
@@ -193,7 +196,7 @@ async fn export(bucket: &BucketHandle) -> Result<()> {
         let entries = bucket
             .get_many(keys)
             .await
-            .map_err(|e| op_error(bucket, e))?;
+            .map_err(|e| op_error(bucket, &e))?;
         write_stdout(|out| {
             // A key deleted between listing and reading is simply not exported.
             for (key, value) in entries {
@@ -249,7 +252,7 @@ async fn import(bucket: &BucketHandle, file: &str) -> Result<()> {
         )
     } else {
         let opened = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
-        let size = opened.metadata().map(|m| m.len()).unwrap_or(0);
+        let size = opened.metadata().map_or(0, |m| m.len());
         (Box::new(BufReader::new(opened)), ProgressBar::new(size))
     };
     if std::io::stderr().is_terminal() {

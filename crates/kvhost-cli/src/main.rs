@@ -14,6 +14,7 @@
 //! Exit status: 0 on success, 1 when `kv get` finds no such key, 2 on any error (printed to
 //! stderr with what to do next), as clap does for usage errors; `run` has its own (see
 //! `kvhost run --help`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod bucket_spec;
 mod check;

@@ -39,7 +39,8 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     let prepared = Prepared::new(&args.host, &engine, &args.component, None)?;
 
     let mut linker = Linker::<HostState>::new(&engine);
-    let linker_error = |err| wasm_error("cannot set up the component linker", err);
+    let linker_error =
+        |err: wasmtime::Error| wasm_error("cannot set up the component linker", &err);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(linker_error)?;
     // wasi:http 0.2 too, outgoing requests refused: a componentize-js build imports it for
     // `fetch` unless built with `--disable http`.
@@ -52,11 +53,10 @@ pub async fn run(args: RunArgs) -> Result<Outcome> {
     for (name, value) in &args.host.env {
         wasi.env(name, value);
     }
-    let program = args
-        .component
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "component".into());
+    let program = args.component.file_name().map_or_else(
+        || "component".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     wasi.arg(&program).args(&args.args);
 
     let mut store = prepared.store(&engine, wasi.build(), args.host.max_memory, None);

@@ -67,7 +67,7 @@ fn import_export_round_trips_30000_keys() {
     for i in 0..30_000u32 {
         let key = format!("user/{i:05}/é");
         let value: Vec<u8> = (0..(i % 97))
-            .map(|j| (i.wrapping_mul(31) + j) as u8)
+            .map(|j| (i.wrapping_mul(31) + j).to_le_bytes()[0])
             .collect();
         input.push_str(&format!(
             "{{\"key\":{},\"value\":\"{}\"}}\n",
@@ -204,7 +204,7 @@ fn a_second_process_gets_a_clear_error() {
             std::time::Instant::now() < deadline,
             "the holder never locked the store"
         );
-        if file.metadata().map(|m| m.len() > 0).unwrap_or(false) {
+        if file.metadata().is_ok_and(|m| m.len() > 0) {
             let attempt = kv(d, &["list", "default"], b"");
             if !attempt.status.success() {
                 break attempt;
@@ -396,9 +396,7 @@ fn redis_buckets_over_tls_shared_by_processes() {
     )
     .unwrap();
     let config = ["--config", "conf/kvhost.toml"];
-    fn with<'a>(config: &[&'a str], args: &[&'a str]) -> Vec<&'a str> {
-        [config, args].concat()
-    }
+    let with = |config: &[&'static str], args: &[&'static str]| [config, args].concat();
     ok(kv(
         dir.path(),
         &with(&config, &["set", "shared", "greeting", "hello"]),

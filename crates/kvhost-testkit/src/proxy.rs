@@ -36,7 +36,7 @@ impl Shared {
         *self
             .mode
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -88,7 +88,7 @@ impl Proxy {
             .shared
             .mode
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = mode;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = mode;
     }
 
     /// Drops every open connection (new ones are still accepted).
@@ -98,7 +98,7 @@ impl Proxy {
                 .shared
                 .streams
                 .lock()
-                .unwrap_or_else(|poison| poison.into_inner()),
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         for stream in streams {
             let _ = stream.shutdown(Shutdown::Both);
@@ -125,7 +125,7 @@ fn connect(shared: &Arc<Shared>, client: TcpStream, server: TcpStream) {
         let mut streams = shared
             .streams
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         streams.extend(clones.into_iter().flatten());
     }
     pump(Arc::clone(shared), client, server_again, false);

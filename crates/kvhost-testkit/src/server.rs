@@ -90,9 +90,9 @@ impl RedisServer {
             "redis.log",
         ]
         .iter()
-        .map(|arg| arg.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
-        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args.extend(extra.iter().map(std::string::ToString::to_string));
         for _attempt in 0..20 {
             let mut server = RedisServer {
                 child: None,

@@ -271,7 +271,7 @@ mod tests {
         ctx.open("default").unwrap();
         match ctx.open("default") {
             Err(HostError::TableFull(err)) => {
-                assert!(err.contains("limits.max_open_buckets"), "{err}")
+                assert!(err.contains("limits.max_open_buckets"), "{err}");
             }
             _ => panic!("a third open must hit the cap"),
         }

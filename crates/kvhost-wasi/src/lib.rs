@@ -113,6 +113,7 @@
 //! - `shared`: the host methods written once for several packages.
 
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod ctx;
 pub mod draft;

@@ -114,7 +114,7 @@ async fn a_hundred_thousand_opens_hit_the_handle_cap() {
     let fixture = Fixture::new();
     let (mut store, instance) = fixture.instance().await;
     let opened = call(&mut store, &instance, "many-opens").await.unwrap();
-    assert_eq!(opened, Limits::default().max_open_buckets as u32);
+    assert_eq!(u64::from(opened), Limits::default().max_open_buckets as u64);
     assert_eq!(
         store.data().kv.open_buckets(),
         0,

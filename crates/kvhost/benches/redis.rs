@@ -192,6 +192,10 @@ fn main() {
                 let measured = runtime.block_on(kvhost(&bucket, op, clients, window));
                 ours.push(measured);
                 // Size the anchor's run to about the same window.
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "a request count, rounded down"
+                )]
                 let requests = (measured * window.as_secs_f64()).max(1000.0) as u64;
                 theirs.push(anchor(server.port(), op, clients, requests));
             }

@@ -11,10 +11,10 @@ use base64::Engine as _;
 use crate::{Error, Result};
 
 /// The layout version written as the first byte of every cursor.
-pub const CURSOR_VERSION: u8 = 1;
+pub(crate) const CURSOR_VERSION: u8 = 1;
 
 /// Wraps a backend position into the opaque cursor string.
-pub fn encode_cursor(position: &[u8]) -> String {
+pub(crate) fn encode_cursor(position: &[u8]) -> String {
     let mut raw = Vec::with_capacity(position.len() + 1);
     raw.push(CURSOR_VERSION);
     raw.extend_from_slice(position);
@@ -22,7 +22,7 @@ pub fn encode_cursor(position: &[u8]) -> String {
 }
 
 /// Unwraps a cursor string into the backend position it was made from.
-pub fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
     let raw = URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| invalid("it is not a cursor this host returned"))?;

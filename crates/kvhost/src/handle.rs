@@ -4,6 +4,7 @@
 //! an oversized key or value) and that turns backend positions into cursor strings. Cloning a
 //! handle is cheap; clones share the bucket.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::cursor::{decode_cursor, encode_cursor};
@@ -53,10 +54,11 @@ impl BucketHandle {
         self
     }
 
-    /// Passes `result` through, reporting it to the observer if there is one.
-    fn seen<T>(&self, op: Op, result: Result<T>) -> Result<T> {
+    /// Runs `call`, reporting its result as `op` to the observer if there is one.
+    async fn observed<T>(&self, op: Op, call: impl Future<Output = Result<T>>) -> Result<T> {
+        let result = call.await;
         if let Some(observer) = &self.observer {
-            observer.record(&self.name, op, result.as_ref().err());
+            observer.observe(&self.name, op, result.as_ref().err());
         }
         result
     }
@@ -73,48 +75,44 @@ impl BucketHandle {
 
     /// See [`Bucket::get`].
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let result = async {
+        self.observed(Op::Get, async {
             self.limits.check_key(key)?;
             self.bucket.get(key).await
-        }
-        .await;
-        self.seen(Op::Get, result)
+        })
+        .await
     }
 
     /// See [`Bucket::set`].
     pub async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
-        let result = async {
+        self.observed(Op::Set, async {
             self.limits.check_key(&key)?;
             self.limits.check_value(&key, &value)?;
             self.bucket.set(key, value).await
-        }
-        .await;
-        self.seen(Op::Set, result)
+        })
+        .await
     }
 
     /// See [`Bucket::delete`].
     pub async fn delete(&self, key: String) -> Result<()> {
-        let result = async {
+        self.observed(Op::Delete, async {
             self.limits.check_key(&key)?;
             self.bucket.delete(key).await
-        }
-        .await;
-        self.seen(Op::Delete, result)
+        })
+        .await
     }
 
     /// See [`Bucket::exists`].
     pub async fn exists(&self, key: &str) -> Result<bool> {
-        let result = async {
+        self.observed(Op::Exists, async {
             self.limits.check_key(key)?;
             self.bucket.exists(key).await
-        }
-        .await;
-        self.seen(Op::Exists, result)
+        })
+        .await
     }
 
     /// One page of keys after `cursor` (`None`: from the start), bounded by the page limits.
     pub async fn list_keys(&self, cursor: Option<&str>) -> Result<KeyResponse> {
-        let result = async {
+        self.observed(Op::ListKeys, async {
             let position = cursor.map(decode_cursor).transpose()?;
             let page = self
                 .bucket
@@ -124,56 +122,51 @@ impl BucketHandle {
                 keys: page.keys,
                 cursor: page.next.as_deref().map(encode_cursor),
             })
-        }
-        .await;
-        self.seen(Op::ListKeys, result)
+        })
+        .await
     }
 
     /// See [`Bucket::increment`].
     pub async fn increment(&self, key: String, delta: i64) -> Result<i64> {
-        let result = async {
+        self.observed(Op::Increment, async {
             self.limits.check_key(&key)?;
             self.bucket.increment(key, delta).await
-        }
-        .await;
-        self.seen(Op::Increment, result)
+        })
+        .await
     }
 
     /// See [`Bucket::cas_begin`].
     pub async fn cas_begin(&self, key: String) -> Result<CasToken> {
-        let result = async {
+        self.observed(Op::CasBegin, async {
             self.limits.check_key(&key)?;
             self.bucket.cas_begin(key).await
-        }
-        .await;
-        self.seen(Op::CasBegin, result)
+        })
+        .await
     }
 
     /// See [`Bucket::cas_swap`].
     pub async fn cas_swap(&self, token: CasToken, value: Vec<u8>) -> Result<Swap> {
-        let result = async {
+        self.observed(Op::CasSwap, async {
             self.limits.check_value(token.key(), &value)?;
             self.bucket.cas_swap(token, value).await
-        }
-        .await;
-        self.seen(Op::CasSwap, result)
+        })
+        .await
     }
 
     /// See [`Bucket::get_many`].
     pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
-        let result = async {
+        self.observed(Op::GetMany, async {
             let bytes = keys.iter().map(String::len).sum();
             self.limits.check_batch(keys.len(), bytes)?;
             keys.iter().try_for_each(|key| self.limits.check_key(key))?;
             self.bucket.get_many(keys).await
-        }
-        .await;
-        self.seen(Op::GetMany, result)
+        })
+        .await
     }
 
     /// See [`Bucket::set_many`]. Every pair is checked before anything is written.
     pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
-        let result = async {
+        self.observed(Op::SetMany, async {
             let bytes = entries
                 .iter()
                 .map(|(key, value)| key.len() + value.len())
@@ -184,21 +177,19 @@ impl BucketHandle {
                 self.limits.check_value(key, value)
             })?;
             self.bucket.set_many(entries).await
-        }
-        .await;
-        self.seen(Op::SetMany, result)
+        })
+        .await
     }
 
     /// See [`Bucket::delete_many`].
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
-        let result = async {
+        self.observed(Op::DeleteMany, async {
             let bytes = keys.iter().map(String::len).sum();
             self.limits.check_batch(keys.len(), bytes)?;
             keys.iter().try_for_each(|key| self.limits.check_key(key))?;
             self.bucket.delete_many(keys).await
-        }
-        .await;
-        self.seen(Op::DeleteMany, result)
+        })
+        .await
     }
 
     /// See [`Bucket::flush`].

@@ -27,7 +27,24 @@
 //! backends, and Redis without replicas, are linearizable; a Redis bucket reading from replicas
 //! keeps read-your-writes for every client of the process (see `backend::redis`). Durability
 //! per embedded bucket is described in [`Durability`].
+//!
+//! # Modules
+//! Imports run one way: from the registry down to the backends, never back.
+//! - `registry`: [`Registry`] and [`Grants`], from a [`Config`] to open buckets
+//!   ([`SetupError`] when that fails).
+//! - [`config`]: `kvhost.toml`, parsed and validated ([`Config`], [`BucketConfig`]).
+//! - `handle`: [`BucketHandle`], limits and cursors in front of a backend, and the calls it
+//!   reports to an [`observe::Observer`].
+//! - `limits`: [`Limits`], every size and count a caller may use, checked before any I/O.
+//! - `cursor` (private): the versioned, opaque cursor strings guests see.
+//! - `bucket`: the [`Bucket`] trait and its types ([`CasToken`], [`KeyPage`], [`Swap`]).
+//! - `counter`: `increment`'s decimal counter format, shared by every backend.
+//! - `error`: [`Error`], the interface's three errors.
+//! - [`observe`]: the [`observe::Observer`] seam for metrics and logs.
+//! - [`backend`]: the engines (`memory`, `embedded`, `redis`) and `read_only`.
+//! - `conformance` (feature `conformance`): the suite every backend passes.
 #![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod backend;
 mod bucket;
@@ -45,7 +62,6 @@ pub mod conformance;
 
 pub use bucket::{Bucket, CasToken, KeyPage, PageBudget, Swap};
 pub use config::{BackendKind, BucketConfig, Config, ConfigError, Durability, RedisSettings};
-pub use cursor::{decode_cursor, encode_cursor, CURSOR_VERSION};
 pub use error::{Error, Result};
 pub use handle::{BucketHandle, KeyResponse};
 pub use limits::Limits;

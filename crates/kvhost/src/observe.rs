@@ -133,7 +133,7 @@ impl Outcome {
 /// Receives one call per bucket operation. See the module docs for the rules.
 pub trait Observer: Send + Sync + 'static {
     /// `op` on bucket `bucket` ended with `error` (`None`: it succeeded).
-    fn record(&self, bucket: &str, op: Op, error: Option<&Error>);
+    fn observe(&self, bucket: &str, op: Op, error: Option<&Error>);
 }
 
 #[cfg(test)]

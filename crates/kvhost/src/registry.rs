@@ -186,7 +186,7 @@ impl Registry {
             }
         };
         if let Some(observer) = &self.observer {
-            observer.record(name, Op::Open, opened.as_ref().err());
+            observer.observe(name, Op::Open, opened.as_ref().err());
         }
         opened
     }
@@ -238,7 +238,7 @@ mod tests {
         #[derive(Default)]
         struct Seen(parking_lot::Mutex<Vec<(String, Op, Outcome)>>);
         impl Observer for Seen {
-            fn record(&self, bucket: &str, op: Op, error: Option<&Error>) {
+            fn observe(&self, bucket: &str, op: Op, error: Option<&Error>) {
                 let outcome = Outcome::of(&error.cloned().map_or(Ok(()), Err));
                 self.0.lock().push((bucket.to_string(), op, outcome));
             }

@@ -211,7 +211,7 @@ fn relaxed_writes_are_flushed_within_the_interval() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let acked = lines.any(|line| line.map(|l| l.starts_with("ACK ")).unwrap_or(false));
+    let acked = lines.any(|line| line.is_ok_and(|l| l.starts_with("ACK ")));
     assert!(acked, "the relaxed writer acknowledged nothing");
     // Well past the 50 ms flush interval, then SIGKILL: the write must be on disk.
     std::thread::sleep(Duration::from_millis(500));

@@ -14,12 +14,12 @@ use kvhost::backend::redis::{RedisBucket, RedisTarget};
 use kvhost::conformance::{Fresh, Harness};
 use kvhost::Bucket;
 
-fn fresh(target: RedisTarget) -> Fresh {
+fn fresh(target: &RedisTarget) -> Fresh {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let name = format!("conformance-{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let bucket = || -> Arc<dyn Bucket> {
         Arc::new(
-            RedisBucket::new(&name, &target, Duration::from_secs(5), "test")
+            RedisBucket::new(&name, target, Duration::from_secs(5), "test")
                 .expect("a valid target"),
         )
     };
@@ -35,7 +35,7 @@ struct Standalone;
 #[async_trait]
 impl Harness for Standalone {
     async fn fresh(&self) -> Fresh {
-        fresh(RedisTarget::Standalone {
+        fresh(&RedisTarget::Standalone {
             url: kvhost_testkit::shared_server().url(),
             replicas: Vec::new(),
         })
@@ -47,7 +47,7 @@ struct Cluster;
 #[async_trait]
 impl Harness for Cluster {
     async fn fresh(&self) -> Fresh {
-        fresh(RedisTarget::Cluster {
+        fresh(&RedisTarget::Cluster {
             nodes: kvhost_testkit::shared_cluster().urls(),
         })
     }

@@ -28,7 +28,7 @@ fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, Error>, started: Ins
     let elapsed = started.elapsed();
     match result {
         Err(Error::Other(message)) => {
-            assert!(message.starts_with("redis unavailable:"), "{message}")
+            assert!(message.starts_with("redis unavailable:"), "{message}");
         }
         other => panic!("expected redis unavailable, got {other:?}"),
     }

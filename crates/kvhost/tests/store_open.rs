@@ -7,7 +7,7 @@ use kvhost::backend::embedded::{EmbeddedStore, OpenError};
 use kvhost::{Bucket, Durability};
 use redb::{ReadableDatabase, TableDefinition};
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("kvhost_meta");
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("kvhost_meta");
 
 #[test]
 fn an_unknown_format_version_is_refused() {
@@ -54,7 +54,7 @@ fn foreign_and_damaged_files_are_refused_by_name() {
     {
         let db = redb::Database::create(dir.path().join("kvhost.redb")).unwrap();
         let txn = db.begin_write().unwrap();
-        let other: TableDefinition<&str, &str> = TableDefinition::new("someone-elses");
+        let other: TableDefinition<'_, &str, &str> = TableDefinition::new("someone-elses");
         txn.open_table(other).unwrap().insert("a", "b").unwrap();
         txn.commit().unwrap();
     }

@@ -177,7 +177,7 @@ impl Metrics {
 }
 
 impl Observer for Metrics {
-    fn record(&self, bucket: &str, op: Op, error: Option<&kvhost::Error>) {
+    fn observe(&self, bucket: &str, op: Op, error: Option<&kvhost::Error>) {
         let outcome = match error {
             None => Outcome::Ok,
             Some(error) => {
@@ -206,9 +206,9 @@ mod tests {
         let metrics = Metrics::default();
         metrics.request(200, Duration::from_millis(3));
         metrics.request(503, Duration::from_micros(100));
-        metrics.record("cache", Op::Get, None);
-        metrics.record("cache", Op::Get, None);
-        metrics.record("a\"b", Op::Open, Some(&kvhost::Error::AccessDenied));
+        metrics.observe("cache", Op::Get, None);
+        metrics.observe("cache", Op::Get, None);
+        metrics.observe("a\"b", Op::Open, Some(&kvhost::Error::AccessDenied));
         let text = metrics.render();
         for line in [
             "kvhost_http_requests_total{status=\"2xx\"} 1",

@@ -225,7 +225,8 @@ enum Linked {
 
 /// Links `component` for serving: WASI, `wasi:http`, key-value, stubs for the rest.
 fn link(engine: &Engine, component: &Component, path: &Path) -> Result<Linked> {
-    let linker_error = |err| wasm_error("cannot set up the component linker", err);
+    let linker_error =
+        |err: wasmtime::Error| wasm_error("cannot set up the component linker", &err);
     let mut linker = Linker::<HostState>::new(engine);
     // All of WASI 0.2 and 0.3 (a component may import wasi:filesystem even if it never uses
     // it; its instance has no preopened directories), plus wasi:http 0.2 and 0.3.
@@ -243,13 +244,13 @@ fn link(engine: &Engine, component: &Component, path: &Path) -> Result<Linked> {
     }
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|err| wasm_error(&format!("cannot link {}", path.display()), err))?;
+        .map_err(|err| wasm_error(&format!("cannot link {}", path.display()), &err))?;
     if let Ok(service) = ServicePre::new(pre.clone()) {
         return Ok(Linked::P3(service));
     }
     ProxyPre::new(pre)
         .map(Linked::P2)
-        .map_err(|err| wasm_error(&format!("cannot serve {}", path.display()), err))
+        .map_err(|err| wasm_error(&format!("cannot serve {}", path.display()), &err))
 }
 
 /// Answers `GET /metrics` on `listener` with the Prometheus text format.

@@ -247,7 +247,7 @@ pub async fn respond(
     slot: OwnedSemaphorePermit,
 ) -> Response<HyperOutgoingBody> {
     let verdict = Verdict::default();
-    let request = request.map(|body| body.boxed_unsync());
+    let request = request.map(http_body_util::BodyExt::boxed_unsync);
     let in_flight = InFlight::new(server, slot);
     let handled = tokio::time::timeout(
         server.request_timeout,

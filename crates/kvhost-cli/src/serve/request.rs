@@ -93,14 +93,6 @@ impl Admission {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        // Leaves the queue however this future ends (also when the client goes away).
-        struct Waiting<'a>(&'a AtomicU32, &'a Metrics);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-                self.1.queued.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
         metrics.queued.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.waiting, metrics);
         Arc::clone(&self.slots).acquire_owned().await.ok()
@@ -109,6 +101,17 @@ impl Admission {
     /// Stops admitting: requests waiting now and later get 503.
     pub fn close(&self) {
         self.slots.close();
+    }
+}
+
+/// A request waiting for a slot: it leaves the queue however its future ends (also when the
+/// client goes away).
+struct Waiting<'a>(&'a AtomicU32, &'a Metrics);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.1.queued.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

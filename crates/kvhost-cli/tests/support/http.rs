@@ -120,7 +120,7 @@ pub async fn load(
                 let sent = Instant::now();
                 match client.send(method, &path, &body).await {
                     Ok(reply) if (200..300).contains(&reply.status) => {
-                        latencies.push(sent.elapsed())
+                        latencies.push(sent.elapsed());
                     }
                     Ok(reply) => errors.push(format!(
                         "{method} {path}: {} {}",
@@ -145,6 +145,10 @@ pub async fn load(
     }
     let elapsed = start.elapsed();
     latencies.sort();
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a rank in 0..len, rounded down on purpose"
+    )]
     let percentile = |p: f64| {
         latencies
             .get(((latencies.len() as f64 - 1.0) * p) as usize)

@@ -95,12 +95,12 @@ impl SqliteAnchor {
     pub fn concurrent_sets(&self, writers: usize, window: Duration, value: &[u8]) -> f64 {
         let connection = Arc::clone(&self.connection);
         concurrent_sets(writers, window, value, move |key, value| {
-            Self::set(&connection.lock().expect("lock"), key, value)
+            Self::set(&connection.lock().expect("lock"), key, value);
         })
     }
 }
 
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("bench");
+const TABLE: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("bench");
 
 /// redb with one transaction per operation.
 pub struct RedbAnchor {
@@ -194,7 +194,7 @@ impl RedbAnchor {
     pub fn concurrent_sets(&self, writers: usize, window: Duration, value: &[u8]) -> f64 {
         let db = Arc::clone(&self.db);
         concurrent_sets(writers, window, value, move |key, value| {
-            Self::set(&db, key, value)
+            Self::set(&db, key, value);
         })
     }
 }

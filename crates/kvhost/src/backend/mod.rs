@@ -4,7 +4,7 @@
 //! * [`embedded`] (feature `embedded`, on by default): one redb file per data directory, one
 //!   table per bucket, group commit; linearizable and durable.
 //!
-//! * [`redis`] (feature `redis`): Redis and Redis Cluster, shared by many kvhost processes;
+//! * `redis` (feature `redis`): Redis and Redis Cluster, shared by many kvhost processes;
 //!   sharded per bucket, ordered per shard, listed by an exact merge.
 //! * [`read_only`]: any of these with writes refused (`kvhost kv --read-only`).
 //!

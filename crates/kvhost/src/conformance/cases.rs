@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::Fresh;
-use crate::{encode_cursor, Error, Limits, Swap};
+use crate::cursor::encode_cursor;
+use crate::{Error, Limits, Swap};
 
 fn small_pages(keys: usize, bytes: usize) -> Limits {
     Limits {
@@ -345,8 +346,7 @@ pub async fn cas_retry_loop_counts_exactly(fresh: Fresh) {
                 loop {
                     let now: u64 = token
                         .current()
-                        .map(|v| std::str::from_utf8(v).unwrap().parse().unwrap())
-                        .unwrap_or(0);
+                        .map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
                     match b
                         .cas_swap(token, (now + 1).to_string().into_bytes())
                         .await

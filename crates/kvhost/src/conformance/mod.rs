@@ -12,6 +12,8 @@
 //! interleaved with writes from the second client, against a `BTreeMap` model.
 //!
 //! Enabled by the cargo feature `conformance`.
+// A test suite: a failed step panics with its message, as in any test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod cases;
 pub mod model;

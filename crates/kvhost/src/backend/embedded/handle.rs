@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use redb::Database;
 
-use super::overlay::ReadCache;
+use super::read_cache::ReadCache;
 use crate::{Error, Result};
 
 /// Opens the database again.

@@ -7,7 +7,8 @@
 //! group-commits them (see `writer`). A `relaxed` bucket's plain writes are acknowledged once
 //! queued and held in an overlay that reads consult until they are committed (see `overlay`).
 //! Opening is in `open`; after an I/O error the database is reopened through `handle`, and
-//! every call into redb is guarded by `damage` against damaged files.
+//! every call into redb is guarded by `damage` against damaged files. `layout` is the file
+//! format: tables, records (a version and a value) and the format version.
 //!
 //! Guarantees:
 //! * linearizable: a write is answered after its commit (immediate) or after it entered the
@@ -23,9 +24,10 @@
 
 mod damage;
 mod handle;
+mod layout;
 mod open;
 mod overlay;
-mod record;
+mod read_cache;
 mod writer;
 
 use std::path::PathBuf;
@@ -42,9 +44,10 @@ use tokio::sync::oneshot;
 use self::damage::contain;
 pub use self::damage::containing_panic;
 use self::handle::DbHandle;
-use self::overlay::{Lookup, Overlay, ReadCache, Snapshot};
-use self::record::{FORMAT_VERSION, META, META_SEQ};
-use self::writer::{Job, Op, Reply};
+use self::layout::{FORMAT_VERSION, META, META_SEQ};
+use self::overlay::{Lookup, Overlay};
+use self::read_cache::{ReadCache, Snapshot};
+use self::writer::{Action, Job, Reply};
 use super::ordered_page;
 use crate::cursor::ordered_position;
 use crate::{Bucket, CasToken, Durability, Error, KeyPage, PageBudget, Result, Swap};
@@ -127,7 +130,7 @@ impl EmbeddedStore {
         durability: Durability,
         flush_interval: Duration,
     ) -> Result<EmbeddedBucket, OpenError> {
-        let table: Arc<str> = record::table_name(name).into();
+        let table: Arc<str> = layout::table_name(name).into();
         let db = self
             .inner
             .db
@@ -135,7 +138,7 @@ impl EmbeddedStore {
             .map_err(|err| open::storage(&self.inner.dir, err))?;
         let create = || -> Result<(), redb::Error> {
             let txn = db.begin_write()?;
-            txn.open_table(record::bucket_table(&table))?;
+            txn.open_table(layout::bucket_table(&table))?;
             txn.commit()?;
             Ok(())
         };
@@ -173,13 +176,13 @@ pub struct EmbeddedBucket {
 }
 
 impl EmbeddedBucket {
-    fn job(&self, op: Op) -> (Job, oneshot::Receiver<Result<Reply>>) {
+    fn job(&self, action: Action) -> (Job, oneshot::Receiver<Result<Reply>>) {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             table: Arc::clone(&self.table),
-            durable: self.durable || matches!(op, Op::Flush),
+            durable: self.durable || matches!(action, Action::Flush),
             flush_within: self.flush_within,
-            op,
+            action,
             reply,
             settle: None,
         };
@@ -195,25 +198,25 @@ impl EmbeddedBucket {
         jobs.send(job).map_err(|_| self.stopped())
     }
 
-    /// Queues `op` and waits for the commit that holds it.
-    async fn write(&self, op: Op) -> Result<Reply> {
-        let (job, answer) = self.job(op);
+    /// Queues `action` and waits for the commit that holds it.
+    async fn write(&self, action: Action) -> Result<Reply> {
+        let (job, answer) = self.job(action);
         self.queue(job)?;
         answer.await.map_err(|_| self.stopped())?
     }
 
     /// A plain write (`Set`, `Delete`, `SetMany`, `DeleteMany`): on a relaxed bucket,
     /// acknowledged as soon as it is in the overlay and queued; otherwise as [`Self::write`].
-    async fn put(&self, op: Op) -> Result<()> {
+    async fn put(&self, action: Action) -> Result<()> {
         let Some(overlay) = &self.overlay else {
-            return self.write(op).await.map(drop);
+            return self.write(action).await.map(drop);
         };
         if let Some(reason) = self.store.poison.lock().clone() {
             return Err(Error::other(writer::refusal(&self.store.label, &reason)));
         }
-        let writes = op.overlay_entries();
-        let (mut job, answer) = self.job(op);
-        let full = overlay.record(writes, |ticket| {
+        let writes = action.overlay_entries();
+        let (mut job, answer) = self.job(action);
+        let full = overlay.stage(writes, |ticket| {
             job.settle = Some((Arc::clone(overlay), ticket));
             self.queue(job)
         })?;
@@ -227,7 +230,7 @@ impl EmbeddedBucket {
     /// Waits until every relaxed write queued so far is committed, if any is pending.
     async fn settle_overlay(&self) -> Result<()> {
         match &self.overlay {
-            Some(overlay) if !overlay.is_empty() => self.write(Op::Barrier).await.map(drop),
+            Some(overlay) if !overlay.is_empty() => self.write(Action::Barrier).await.map(drop),
             _ => Ok(()),
         }
     }
@@ -245,8 +248,24 @@ impl EmbeddedBucket {
         contain(&self.store.label, read)
     }
 
+    /// The one wording of a failed read.
     fn read_failed(&self, err: impl Into<redb::Error>) -> Error {
         Error::other(format!("{}: read failed: {}", self.store.label, err.into()))
+    }
+
+    /// `key`'s version and value in `table`.
+    fn value_of(
+        &self,
+        table: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        key: &str,
+    ) -> Result<Option<(u64, Vec<u8>)>> {
+        match table.get(key).map_err(|e| self.read_failed(e))? {
+            Some(guard) => {
+                let (version, value) = layout::decode(guard.value())?;
+                Ok(Some((version, value.to_vec())))
+            }
+            None => Ok(None),
+        }
     }
 
     /// A new read transaction and this bucket's table in it.
@@ -263,22 +282,46 @@ impl EmbeddedBucket {
             .begin_read()
             .map_err(|e| self.read_failed(e))?;
         let table = txn
-            .open_table(record::bucket_table(&self.table))
+            .open_table(layout::bucket_table(&self.table))
             .map_err(|e| self.read_failed(e))?;
         Ok((txn, table))
     }
 
     /// A snapshot of this bucket's table, shared with other readers until the next commit.
     fn snapshot(&self) -> Result<Snapshot> {
-        let cache = &self.store.read_cache;
-        let (generation, cached) = cache.get(&self.table);
+        let (generation, cached) = self.store.read_cache.get(&self.table);
+        self.snapshot_from(generation, cached)
+    }
+
+    /// `cached`, or a new snapshot, cached unless a commit happened since `generation`.
+    fn snapshot_from(&self, generation: u64, cached: Option<Snapshot>) -> Result<Snapshot> {
         if let Some(snapshot) = cached {
             return Ok(snapshot);
         }
         let (_, table) = self.begin_read()?;
         let snapshot = Arc::new(table);
-        cache.store(generation, &self.table, &snapshot);
+        self.store
+            .read_cache
+            .store(generation, &self.table, &snapshot);
         Ok(snapshot)
+    }
+
+    /// `answer` applied to `key`'s committed value (`None`: absent): from the hot values,
+    /// else from the shared snapshot, and then held for the next reader (see `read_cache`).
+    fn committed_value<T>(&self, key: &str, answer: impl FnOnce(Option<&[u8]>) -> T) -> Result<T> {
+        let cache = &self.store.read_cache;
+        let found = cache.lookup(&self.table, key);
+        if let Some(hot) = found.hot {
+            return Ok(answer(hot.as_deref()));
+        }
+        let snapshot = self.snapshot_from(found.generation, found.snapshot)?;
+        let guard = snapshot.get(key).map_err(|e| self.read_failed(e))?;
+        let value = match &guard {
+            Some(guard) => Some(layout::decode(guard.value())?.1),
+            None => None,
+        };
+        cache.remember(found.generation, &self.table, key, value);
+        Ok(answer(value))
     }
 
     /// Runs `read` on a fresh snapshot of this bucket's table and its transaction.
@@ -294,24 +337,7 @@ impl EmbeddedBucket {
     }
 }
 
-fn read_error(err: impl Into<redb::Error>) -> Error {
-    Error::other(format!("embedded store: read failed: {}", err.into()))
-}
-
-fn value_of(
-    table: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
-    key: &str,
-) -> Result<Option<(u64, Vec<u8>)>> {
-    match table.get(key).map_err(read_error)? {
-        Some(guard) => {
-            let (version, value) = record::decode(guard.value())?;
-            Ok(Some((version, value.to_vec())))
-        }
-        None => Ok(None),
-    }
-}
-
-fn unexpected(reply: Reply) -> Error {
+fn unexpected(reply: &Reply) -> Error {
     let what = match reply {
         Reply::Done => "done",
         Reply::Counter(_) => "a counter",
@@ -328,29 +354,22 @@ impl Bucket for EmbeddedBucket {
         if let Lookup::Pending(value) = self.pending(key) {
             return Ok(value);
         }
-        self.contained(|| {
-            let snapshot = self.snapshot()?;
-            Ok(value_of(&snapshot, key)?.map(|(_, value)| value))
-        })
+        self.contained(|| self.committed_value(key, |value| value.map(<[u8]>::to_vec)))
     }
 
     async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
-        self.put(Op::Set(key, value)).await
+        self.put(Action::Set(key, value)).await
     }
 
     async fn delete(&self, key: String) -> Result<()> {
-        self.put(Op::Delete(key)).await
+        self.put(Action::Delete(key)).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
         if let Lookup::Pending(value) = self.pending(key) {
             return Ok(value.is_some());
         }
-        self.contained(|| {
-            let snapshot = self.snapshot()?;
-            let found = snapshot.get(key).map_err(read_error)?.is_some();
-            Ok(found)
-        })
+        self.contained(|| self.committed_value(key, |value| value.is_some()))
     }
 
     async fn list_keys(&self, position: Option<Vec<u8>>, budget: PageBudget) -> Result<KeyPage> {
@@ -367,9 +386,9 @@ impl Bucket for EmbeddedBucket {
                 )),
                 None => table.range::<&str>(..),
             }
-            .map_err(read_error)?;
+            .map_err(|e| self.read_failed(e))?;
             let keys = range.map(|entry| {
-                let (key, _) = entry.map_err(read_error)?;
+                let (key, _) = entry.map_err(|e| self.read_failed(e))?;
                 Ok(key.value().to_string())
             });
             ordered_page(keys, budget)
@@ -377,9 +396,9 @@ impl Bucket for EmbeddedBucket {
     }
 
     async fn increment(&self, key: String, delta: i64) -> Result<i64> {
-        match self.write(Op::Increment(key, delta)).await? {
+        match self.write(Action::Increment(key, delta)).await? {
             Reply::Counter(value) => Ok(value),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -389,25 +408,21 @@ impl Bucket for EmbeddedBucket {
         // this bucket commit first.
         self.settle_overlay().await?;
         self.contained(|| {
-            self.read_txn(|table, txn| match value_of(table, &key)? {
+            self.read_txn(|table, txn| match self.value_of(table, &key)? {
                 Some((version, value)) => Ok(CasToken::new(key, Some(value), version)),
                 None => {
-                    let meta = txn.open_table(META).map_err(read_error)?;
-                    let seq = meta.get(META_SEQ).map_err(read_error)?;
-                    Ok(CasToken::new(
-                        key,
-                        None,
-                        seq.map(|g| g.value()).unwrap_or(0),
-                    ))
+                    let meta = txn.open_table(META).map_err(|e| self.read_failed(e))?;
+                    let seq = meta.get(META_SEQ).map_err(|e| self.read_failed(e))?;
+                    Ok(CasToken::new(key, None, seq.map_or(0, |g| g.value())))
                 }
             })
         })
     }
 
     async fn cas_swap(&self, token: CasToken, value: Vec<u8>) -> Result<Swap> {
-        match self.write(Op::Swap(token, value)).await? {
+        match self.write(Action::Swap(token, value)).await? {
             Reply::Swap(swap) => Ok(swap),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -422,7 +437,7 @@ impl Bucket for EmbeddedBucket {
                 .map(|(key, pending)| match pending {
                     Lookup::Pending(value) => Ok((key, value)),
                     Lookup::Unknown => {
-                        let value = value_of(&snapshot, &key)?.map(|(_, value)| value);
+                        let value = self.value_of(&snapshot, &key)?.map(|(_, value)| value);
                         Ok((key, value))
                     }
                 })
@@ -431,14 +446,14 @@ impl Bucket for EmbeddedBucket {
     }
 
     async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.put(Op::SetMany(entries)).await
+        self.put(Action::SetMany(entries)).await
     }
 
     async fn delete_many(&self, keys: Vec<String>) -> Result<()> {
-        self.put(Op::DeleteMany(keys)).await
+        self.put(Action::DeleteMany(keys)).await
     }
 
     async fn flush(&self) -> Result<()> {
-        self.write(Op::Flush).await.map(drop)
+        self.write(Action::Flush).await.map(drop)
     }
 }

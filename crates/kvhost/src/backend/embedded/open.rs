@@ -11,8 +11,8 @@ use redb::{Database, ReadableTable, StorageBackend, TableHandle};
 
 use super::damage::contain_as;
 use super::handle::{DbHandle, Opener};
-use super::overlay::ReadCache;
-use super::record::{self, FORMAT_VERSION, META, META_FORMAT, META_SEQ};
+use super::layout::{self, FORMAT_VERSION, META, META_FORMAT, META_SEQ};
+use super::read_cache::ReadCache;
 use super::writer::Writer;
 use super::{EmbeddedStore, Inner, OpenError};
 
@@ -22,7 +22,7 @@ impl EmbeddedStore {
     /// change only the copy in memory (use it behind [`crate::backend::read_only::ReadOnly`]).
     /// A file another process is writing at the same moment may read as damaged.
     pub fn open_snapshot(dir: &Path) -> Result<Self, OpenError> {
-        let path = dir.join(record::FILE_NAME);
+        let path = dir.join(layout::FILE_NAME);
         let bytes = std::fs::read(&path).map_err(|error| OpenError::Io {
             dir: dir.to_path_buf(),
             error,
@@ -45,7 +45,7 @@ impl EmbeddedStore {
             error,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let path = dir.join(record::FILE_NAME);
+        let path = dir.join(layout::FILE_NAME);
         let file_backend = move || {
             let mut options = std::fs::OpenOptions::new();
             options.read(true).write(true).create(true).truncate(false);
@@ -103,7 +103,7 @@ impl EmbeddedStore {
                     "{damaged} where it is opened, so nothing can be read from it: move {} \
                      aside (keep it) and start from a backup or an export; see \
                      docs/durability.md (\"Damaged store files\")",
-                    record::FILE_NAME
+                    layout::FILE_NAME
                 ),
             )
         })?;
@@ -189,7 +189,7 @@ fn check_format(db: &Database, dir: &Path) -> Result<u64, OpenError> {
             }
         }
         let seq = meta.get(META_SEQ).map_err(|e| fail(e.into()))?;
-        seq.map(|guard| guard.value()).unwrap_or(0)
+        seq.map_or(0, |guard| guard.value())
     };
     txn.commit().map_err(|e| fail(e.into()))?;
     Ok(seq)

@@ -1,27 +1,17 @@
-//! Two in-memory layers in front of redb that make the embedded store fast without weakening
-//! its promises:
-//!
-//! * [`Overlay`]: writes of a `relaxed` bucket that were acknowledged but are not committed yet.
-//!   A relaxed `set`/`delete`/`set_many`/`delete_many` records its keys here and queues the job
-//!   without waiting for the writer thread; reads look here first. The writer *settles* a
-//!   job's keys after the commit that holds it, removing them unless a later write replaced
-//!   them.
-//! * [`ReadCache`]: one read snapshot per bucket table, shared by readers until the next commit,
-//!   instead of a fresh redb read transaction per `get`.
+//! The overlay: writes of a `relaxed` bucket that were acknowledged but are not committed yet.
+//! A relaxed `set`/`delete`/`set_many`/`delete_many` stages its keys here and queues the job
+//! without waiting for the writer thread; reads look here first. The writer *settles* a job's
+//! keys after the commit that holds it, removing them unless a later write replaced them.
 //!
 //! Invariants:
-//! * overlay: recording a write and queueing its job happen under the overlay's lock, so the
-//!   writer applies a bucket's relaxed jobs in ticket order and the overlay's latest ticket for
-//!   a key is always the write redb will end up holding;
-//! * overlay: a key is settled only after the commit holding its job returned, so a reader that
-//!   misses the overlay finds the value in redb, provided it takes its snapshot *after* the
-//!   miss (readers check the overlay first, then take the snapshot);
-//! * read cache: the writer clears the cache after every commit and before answering anyone, so
-//!   a cached snapshot is never older than a commit whose caller was answered. A snapshot read
-//!   before a clear is not cached afterwards (the generation check).
+//! * staging a write and queueing its job happen under the overlay's lock, so the writer
+//!   applies a bucket's relaxed jobs in ticket order and the overlay's latest ticket for a key
+//!   is always the write redb will end up holding;
+//! * a key is settled only after the commit holding its job returned and the read cache took
+//!   its committed value (`read_cache`), so a reader that misses the overlay finds the value
+//!   there or in redb, provided it looks *after* the miss (readers check the overlay first).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -57,10 +47,10 @@ pub(crate) enum Lookup {
 }
 
 impl Overlay {
-    /// Records `writes` under one new ticket and, still under the lock, calls `queue` with the
+    /// Stages `writes` under one new ticket and, still under the lock, calls `queue` with the
     /// ticket (which must hand the job to the writer). Returns whether the overlay is over
     /// [`OVERLAY_MAX_BYTES`] afterwards.
-    pub(crate) fn record<E>(
+    pub(crate) fn stage<E>(
         &self,
         writes: impl IntoIterator<Item = (String, Option<Vec<u8>>)>,
         queue: impl FnOnce(u64) -> Result<(), E>,
@@ -106,37 +96,5 @@ impl Overlay {
                 }
             }
         }
-    }
-}
-
-/// A shared read snapshot of one bucket table.
-pub(crate) type Snapshot = Arc<redb::ReadOnlyTable<&'static str, &'static [u8]>>;
-
-/// Read snapshots per table, valid until the next commit.
-#[derive(Default)]
-pub(crate) struct ReadCache {
-    state: Mutex<(u64, HashMap<Arc<str>, Snapshot>)>,
-}
-
-impl ReadCache {
-    /// The cached snapshot of `table` and the generation to pass to [`ReadCache::store`].
-    pub(crate) fn get(&self, table: &Arc<str>) -> (u64, Option<Snapshot>) {
-        let state = self.state.lock();
-        (state.0, state.1.get(table).cloned())
-    }
-
-    /// Caches `snapshot` if no commit happened since `generation` was read.
-    pub(crate) fn store(&self, generation: u64, table: &Arc<str>, snapshot: &Snapshot) {
-        let mut state = self.state.lock();
-        if state.0 == generation {
-            state.1.insert(Arc::clone(table), Arc::clone(snapshot));
-        }
-    }
-
-    /// Called by the writer after every commit, before answering.
-    pub(crate) fn invalidate(&self) {
-        let mut state = self.state.lock();
-        state.0 += 1;
-        state.1.clear();
     }
 }

@@ -38,8 +38,9 @@ use redb::{ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::handle::DbHandle;
-use super::overlay::{Overlay, ReadCache};
-use super::record::{self, META, META_SEQ};
+use super::layout::{self, META, META_SEQ};
+use super::overlay::Overlay;
+use super::read_cache::{Committed, ReadCache};
 use crate::backend::cas_allows;
 use crate::{counter, CasToken, Error, Result, Swap};
 
@@ -65,14 +66,14 @@ pub(crate) struct Job {
     pub durable: bool,
     /// For non-durable jobs: the longest the write may stay only in memory.
     pub flush_within: Duration,
-    pub op: Op,
+    pub action: Action,
     pub reply: oneshot::Sender<Result<Reply>>,
     /// For relaxed writes acknowledged early: the overlay holding them and their ticket.
     pub settle: Option<(Arc<Overlay>, u64)>,
 }
 
 /// What a job does.
-pub(crate) enum Op {
+pub(crate) enum Action {
     Set(String, Vec<u8>),
     Delete(String),
     Increment(String, i64),
@@ -85,28 +86,49 @@ pub(crate) enum Op {
     Barrier,
 }
 
-impl Op {
+impl Action {
     /// What a plain write leaves in a relaxed bucket's overlay until it commits: each key it
-    /// touches with its new value (`None`: deleted). Empty for every other op.
+    /// touches with its new value (`None`: deleted). Empty for every other action.
     pub(crate) fn overlay_entries(&self) -> Vec<(String, Option<Vec<u8>>)> {
         match self {
-            Op::Set(key, value) => vec![(key.clone(), Some(value.clone()))],
-            Op::Delete(key) => vec![(key.clone(), None)],
-            Op::SetMany(entries) => entries
+            Action::Set(key, value) => vec![(key.clone(), Some(value.clone()))],
+            Action::Delete(key) => vec![(key.clone(), None)],
+            Action::SetMany(entries) => entries
                 .iter()
                 .map(|(key, value)| (key.clone(), Some(value.clone())))
                 .collect(),
-            Op::DeleteMany(keys) => keys.iter().map(|key| (key.clone(), None)).collect(),
+            Action::DeleteMany(keys) => keys.iter().map(|key| (key.clone(), None)).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// What this action did to the keys of `table` once its batch committed, for the read
+    /// cache: the new value of a plain write; a counter or swap is forgotten (its new value
+    /// is not at hand, and a stale swap or a failed increment changed nothing).
+    fn committed<'a>(&'a self, table: &'a Arc<str>) -> Vec<Committed<'a>> {
+        match self {
+            Action::Set(key, value) => vec![Committed::Value(table, key, Some(value))],
+            Action::Delete(key) => vec![Committed::Value(table, key, None)],
+            Action::SetMany(entries) => entries
+                .iter()
+                .map(|(key, value)| Committed::Value(table, key, Some(value)))
+                .collect(),
+            Action::DeleteMany(keys) => keys
+                .iter()
+                .map(|key| Committed::Value(table, key, None))
+                .collect(),
+            Action::Increment(key, _) => vec![Committed::Changed(table, key)],
+            Action::Swap(token, _) => vec![Committed::Changed(table, token.key())],
+            Action::Flush | Action::Barrier => Vec::new(),
         }
     }
 
     /// The keys a plain write touches (what its overlay entries are keyed by).
     fn written_keys(&self) -> Vec<&str> {
         match self {
-            Op::Set(key, _) | Op::Delete(key) => vec![key.as_str()],
-            Op::SetMany(entries) => entries.iter().map(|(key, _)| key.as_str()).collect(),
-            Op::DeleteMany(keys) => keys.iter().map(String::as_str).collect(),
+            Action::Set(key, _) | Action::Delete(key) => vec![key.as_str()],
+            Action::SetMany(entries) => entries.iter().map(|(key, _)| key.as_str()).collect(),
+            Action::DeleteMany(keys) => keys.iter().map(String::as_str).collect(),
             _ => Vec::new(),
         }
     }
@@ -138,7 +160,7 @@ pub(crate) struct Writer {
     pub opened_at: u64,
     /// Describes the store in messages.
     pub label: String,
-    /// Snapshots readers share; cleared after every commit.
+    /// Snapshots and hot values readers share; told what every commit wrote.
     pub read_cache: Arc<ReadCache>,
 }
 
@@ -263,10 +285,15 @@ impl Writer {
                 for table in deletes {
                     self.last_delete.insert(table, version);
                 }
-                self.read_cache.invalidate();
+                // Before anyone is answered and before the overlay lets go of these keys.
+                self.read_cache.committed(
+                    batch
+                        .iter()
+                        .flat_map(|job| job.action.committed(&job.table)),
+                );
                 for job in &batch {
                     if let Some((overlay, ticket)) = &job.settle {
-                        overlay.settle(job.op.written_keys(), *ticket);
+                        overlay.settle(job.action.written_keys(), *ticket);
                     }
                 }
                 for (job, result) in batch.into_iter().zip(results) {
@@ -325,7 +352,7 @@ impl Writer {
                 if open.as_ref().is_none_or(|(name, _)| *name != &job.table) {
                     open = Some((
                         &job.table,
-                        txn.open_table(record::bucket_table(&job.table))?,
+                        txn.open_table(layout::bucket_table(&job.table))?,
                     ));
                 }
                 let Some((_, table)) = open.as_mut() else {
@@ -334,7 +361,7 @@ impl Writer {
                 let mut deleted = false;
                 results.push(apply_op(
                     table,
-                    &job.op,
+                    &job.action,
                     version,
                     last_delete,
                     &mut deleted,
@@ -372,7 +399,7 @@ fn current(table: &BucketTable<'_>, key: &str) -> Result<Option<(u64, Vec<u8>)>,
     match table.get(key)? {
         Some(guard) => {
             let (version, value) =
-                record::decode(guard.value()).map_err(|e| Fatal(e.to_string()))?;
+                layout::decode(guard.value()).map_err(|e| Fatal(e.to_string()))?;
             Ok(Some((version, value.to_vec())))
         }
         None => Ok(None),
@@ -382,37 +409,37 @@ fn current(table: &BucketTable<'_>, key: &str) -> Result<Option<(u64, Vec<u8>)>,
 /// Applies one job. `Err` is fatal for the batch; `Ok(Err(..))` is this job's own error.
 fn apply_op(
     table: &mut BucketTable<'_>,
-    op: &Op,
+    action: &Action,
     version: u64,
     last_delete: u64,
     deleted: &mut bool,
 ) -> Result<Result<Reply>, Fatal> {
     let put = |table: &mut BucketTable<'_>, key: &str, value: &[u8]| -> Result<(), Fatal> {
-        table.insert(key, record::encode(version, value).as_slice())?;
+        table.insert(key, layout::encode(version, value).as_slice())?;
         Ok(())
     };
-    let reply = match op {
-        Op::Set(key, value) => {
+    let reply = match action {
+        Action::Set(key, value) => {
             put(table, key, value)?;
             Reply::Done
         }
-        Op::SetMany(entries) => {
+        Action::SetMany(entries) => {
             for (key, value) in entries {
                 put(table, key, value)?;
             }
             Reply::Done
         }
-        Op::Delete(key) => {
+        Action::Delete(key) => {
             *deleted |= table.remove(key.as_str())?.is_some();
             Reply::Done
         }
-        Op::DeleteMany(keys) => {
+        Action::DeleteMany(keys) => {
             for key in keys {
                 *deleted |= table.remove(key.as_str())?.is_some();
             }
             Reply::Done
         }
-        Op::Increment(key, delta) => {
+        Action::Increment(key, delta) => {
             let now = current(table, key)?;
             let new = match counter::add(key, now.as_ref().map(|(_, v)| v.as_slice()), *delta) {
                 Ok(new) => new,
@@ -421,7 +448,7 @@ fn apply_op(
             put(table, key, &counter::format(new))?;
             Reply::Counter(new)
         }
-        Op::Swap(token, value) => {
+        Action::Swap(token, value) => {
             let now = current(table, token.key())?;
             if cas_allows(token, now.as_ref().map(|(v, _)| *v), last_delete) {
                 put(table, token.key(), value)?;
@@ -437,7 +464,7 @@ fn apply_op(
                 Reply::Swap(Swap::Stale(fresh))
             }
         }
-        Op::Flush | Op::Barrier => Reply::Done,
+        Action::Flush | Action::Barrier => Reply::Done,
     };
     Ok(Ok(reply))
 }

@@ -95,7 +95,7 @@ mod tests {
     }
 
     fn run(keys: &[&str]) -> Vec<String> {
-        keys.iter().map(|key| key.to_string()).collect()
+        keys.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[test]

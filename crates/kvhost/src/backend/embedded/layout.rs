@@ -19,7 +19,7 @@ pub(crate) const FORMAT_VERSION: u64 = 1;
 /// The database file inside the data directory.
 pub(crate) const FILE_NAME: &str = "kvhost.redb";
 
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("kvhost_meta");
+pub(crate) const META: TableDefinition<'static, &str, u64> = TableDefinition::new("kvhost_meta");
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_SEQ: &str = "seq";
 
