@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! ./scripts/install-anchors.sh              # once: wasmtime-cli 48.0.8 into target/anchors
-//! cargo bench -p kvhost-cli --bench guest   # add `-- --quick` for one round
+//! cargo bench -p kvhost-cli --bench guest   # `-- --quick` for one round, `-- --rounds N` for N
 //! ```
 //! Timings are taken inside the guest around each phase, so process start and compilation
 //! are not in the figures. Each engine runs `ROUNDS` times, interleaved with the others, on a
@@ -34,8 +34,15 @@ struct Engine {
 type Phases = BTreeMap<String, f64>;
 
 fn main() {
-    let quick = std::env::args().any(|arg| arg == "--quick");
-    let rounds = if quick { 1 } else { 5 };
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|arg| arg == "--quick");
+    // `--rounds N`: more rounds for a steadier median on a noisy machine.
+    let rounds = args
+        .iter()
+        .position(|arg| arg == "--rounds")
+        .and_then(|at| args.get(at + 1))
+        .map(|n| n.parse::<usize>().expect("--rounds takes a number"))
+        .unwrap_or(if quick { 1 } else { 5 });
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let status = Command::new(root.join("scripts/build-guests.sh"))
         .status()
