@@ -41,8 +41,9 @@ fn main() {
         .iter()
         .position(|arg| arg == "--rounds")
         .and_then(|at| args.get(at + 1))
-        .map(|n| n.parse::<usize>().expect("--rounds takes a number"))
-        .unwrap_or(if quick { 1 } else { 5 });
+        .map_or(if quick { 1 } else { 5 }, |n| {
+            n.parse::<usize>().expect("--rounds takes a number")
+        });
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let status = Command::new(root.join("scripts/build-guests.sh"))
         .status()
