@@ -29,7 +29,10 @@ pub fn guests() -> &'static Path {
         let status = Command::new(root.join("scripts/build-guests.sh"))
             .status()
             .expect("scripts/build-guests.sh runs");
-        assert!(status.success(), "building the Python guests failed");
+        assert!(
+            status.success(),
+            "building the guests (Python and JavaScript) failed"
+        );
         root.join("target/guests")
     })
 }
