@@ -21,7 +21,7 @@
 //! [`HOT_MAX_VALUE_BYTES`] are never held, so a few large values cannot push out many small
 //! ones.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -102,7 +102,9 @@ impl State {
 
     /// Drops the oldest keys until the hot values fit. A key forgotten and held again has a
     /// stale queue slot ahead of its live one; popping the stale slot forgets the key early,
-    /// which only costs a miss. Stale slots are swept when they outnumber live entries.
+    /// which only costs a miss. When slots outnumber twice the entries (plus some slack), the
+    /// queue is rebuilt with one slot per held key, its newest: so the sweep runs at most once
+    /// per that many holds, and the queue stays within about twice the entries.
     fn evict(&mut self) {
         while self.hot_bytes > HOT_MAX_BYTES {
             let Some((table, key)) = self.order.pop_front() else {
@@ -111,11 +113,18 @@ impl State {
             self.forget(&table, &key);
         }
         if self.order.len() > 2 * self.hot_entries + 1024 {
-            let hot = &self.hot;
-            self.order.retain(|(table, key)| {
-                hot.get(table)
-                    .is_some_and(|values| values.contains_key(key))
-            });
+            let mut seen = HashSet::with_capacity(self.hot_entries);
+            let mut kept = VecDeque::with_capacity(self.hot_entries);
+            for (table, key) in self.order.drain(..).rev() {
+                let held = self
+                    .hot
+                    .get(&table)
+                    .is_some_and(|values| values.contains_key(&key));
+                if held && seen.insert((Arc::clone(&table), key.clone())) {
+                    kept.push_front((table, key));
+                }
+            }
+            self.order = kept;
         }
     }
 }
@@ -284,5 +293,24 @@ mod tests {
         let last = &keys[keys.len() - 1];
         cache.committed([Committed::Value(&t, last, Some(&big))]);
         assert_eq!(hot(&cache, last), None);
+    }
+
+    #[test]
+    fn a_key_forgotten_and_held_again_keeps_one_queue_slot() {
+        let cache = ReadCache::default();
+        let t: Arc<str> = Arc::from("bucket:counter");
+        // A counter incremented (forgotten) and read back (held), over and over.
+        for _ in 0..10_000 {
+            cache.committed([Committed::Changed(&t, "n")]);
+            let now = cache.lookup(&t, "n");
+            cache.remember(now.generation, &t, "n", Some(b"1"));
+        }
+        let state = cache.state.lock();
+        assert_eq!(state.hot_entries, 1);
+        assert!(
+            state.order.len() <= 2 * state.hot_entries + 1025,
+            "{}",
+            state.order.len()
+        );
     }
 }
