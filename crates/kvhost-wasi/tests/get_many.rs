@@ -64,6 +64,23 @@ fn keys() -> Vec<String> {
     ["a", "missing", "b"].map(String::from).to_vec()
 }
 
+/// What the guest's `get-many` export returns for [`keys`], linked by `linker`.
+async fn call_get_many<R>(engine: &Engine, linker: &Linker<Host>, component: &Component) -> R
+where
+    R: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
+{
+    let mut store = store(engine, registry().await);
+    let instance = linker
+        .instantiate_async(&mut store, component)
+        .await
+        .unwrap();
+    let get_many = instance
+        .get_typed_func::<(Vec<String>,), (R,)>(&mut store, "get-many")
+        .unwrap();
+    let (found,) = get_many.call_async(&mut store, (keys(),)).await.unwrap();
+    found
+}
+
 #[test]
 fn the_shape_is_read_from_the_components_import() {
     let engine = Engine::default();
@@ -79,15 +96,7 @@ async fn the_sdk_shape_gets_a_pair_per_key() {
     let component = guest(&engine, GetManyShape::Sdk);
     let mut linker = Linker::new(&engine);
     kvhost_wasi::add_to_linker_for(&mut linker, &component).unwrap();
-    let mut store = store(&engine, registry().await);
-    let instance = linker
-        .instantiate_async(&mut store, &component)
-        .await
-        .unwrap();
-    let get_many = instance
-        .get_typed_func::<(Vec<String>,), (SdkPairs,)>(&mut store, "get-many")
-        .unwrap();
-    let (found,) = get_many.call_async(&mut store, (keys(),)).await.unwrap();
+    let found: SdkPairs = call_get_many(&engine, &linker, &component).await;
     let expected: SdkPairs = vec![
         ("a".into(), Some(b"1".to_vec())),
         ("missing".into(), None),
@@ -104,15 +113,7 @@ async fn the_upstream_shape_gets_none_for_a_missing_key() {
     let mut linker = Linker::new(&engine);
     let shape = GetManyShape::imported_by(&component);
     kvhost_wasi::draft2::add_to_linker(&mut linker, shape).unwrap();
-    let mut store = store(&engine, registry().await);
-    let instance = linker
-        .instantiate_async(&mut store, &component)
-        .await
-        .unwrap();
-    let get_many = instance
-        .get_typed_func::<(Vec<String>,), (UpstreamPairs,)>(&mut store, "get-many")
-        .unwrap();
-    let (found,) = get_many.call_async(&mut store, (keys(),)).await.unwrap();
+    let found: UpstreamPairs = call_get_many(&engine, &linker, &component).await;
     let expected: UpstreamPairs = vec![
         Some(("a".into(), b"1".to_vec())),
         None,
