@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every check and test of kvhost: formatting, clippy, the whole test suite (unit,
 # conformance on every backend incl. Redis and Redis Cluster, property, crash,
-# fault-injection, replica lag, CLI end-to-end, Python and JavaScript guests) and the
-# doctests. Needs the Rust toolchain (with rustfmt and clippy), Python 3 and Node.js with npm;
-# installs the pinned componentize-py into ./.venv, componentize-js into guests/js and, when
-# missing, Debian's redis-server (pinned;
-# needs apt and root or sudo) itself. Uses cargo-nextest when present.
+# fault-injection, replica lag, CLI end-to-end, Python and JavaScript guests, the admin API
+# and the web console in headless Chromium) and the doctests. Needs the Rust toolchain (with
+# rustfmt and clippy), Python 3 and Node.js with npm; installs the pinned componentize-py into
+# ./.venv, componentize-js into guests/js, playwright-core into tests/browser and, when
+# missing, Debian's redis-server and chromium (pinned; needs apt and root or sudo) itself.
+# Uses cargo-nextest when present.
 # One cargo build (target/) is shared by every step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,9 @@ cargo fmt --all --check
 
 # Installing Redis and building the guests (mostly downloads and one core) runs while
 # clippy compiles; its output is shown when it is done.
-step "in the background: redis-server (Debian packages, pinned) and the Python and JS guests"
+step "in the background: redis-server and chromium (Debian packages, pinned), playwright-core, the Python and JS guests"
 setup_log="$(mktemp)"
-(./scripts/setup-redis.sh && ./scripts/build-guests.sh) >"$setup_log" 2>&1 &
+(./scripts/setup-redis.sh && ./scripts/setup-browser.sh && ./scripts/build-guests.sh) >"$setup_log" 2>&1 &
 setup_pid=$!
 
 step "cargo clippy --all-targets -D warnings"
@@ -29,10 +30,10 @@ if ! cargo clippy --workspace --all-targets --locked -- -D warnings; then
   exit 1
 fi
 
-step "redis-server and the guests (pinned componentize-py and componentize-js, into target/guests)"
+step "redis-server, chromium, playwright-core and the guests (pinned componentize-py and componentize-js, into target/guests)"
 if ! wait "$setup_pid"; then
   cat "$setup_log" >&2
-  echo "error: installing redis-server or building the guests failed (above)" >&2
+  echo "error: installing redis-server, chromium or playwright-core, or building the guests, failed (above)" >&2
   exit 1
 fi
 cat "$setup_log"

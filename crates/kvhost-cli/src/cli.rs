@@ -44,7 +44,32 @@ pub enum Command {
     /// SIGTERM stops accepting, lets in-flight requests finish, flushes the buckets and exits.
     Serve(ServeArgs),
     /// Read, write, list, import and export the keys of a bucket.
+    ///
+    /// While a kvhost with an admin listener (`serve --admin`, `admin`) holds the data dir,
+    /// these commands go through its admin API (found through DATA_DIR/admin.json; said on
+    /// stderr), with the same output and exit status; --server does that explicitly.
     Kv(KvArgs),
+    /// Serve the admin API and web console over the configured buckets, with no app (any
+    /// backend). SIGINT or SIGTERM stops it. See docs/admin.md.
+    Admin(AdminArgs),
+}
+
+/// The default admin address of `kvhost admin`.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9091";
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The address to serve the admin API and console on. Loopback by default; another
+    /// address is allowed with a warning (anyone who has the token can change every bucket).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_ADMIN_LISTEN)]
+    pub listen: SocketAddr,
+    /// Read the bearer token from FILE (at least 32 visible ASCII characters) instead of
+    /// making a fresh one. Either way it is written, with the address, to DATA_DIR/admin.json
+    /// (mode 0600) for `kvhost kv`, and never logged.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Where the configuration comes from; accepted by every subcommand.
@@ -69,8 +94,15 @@ pub struct KvArgs {
     /// Open the buckets for reading only: writes are refused, and the embedded store is read
     /// from a snapshot in memory, so a data dir that cannot be written (a read-only mount,
     /// another user's, one a running kvhost holds) can still be listed and exported.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "server")]
     pub read_only: bool,
+    /// Go through the admin API of the kvhost at URL (e.g. http://127.0.0.1:9091) instead of
+    /// opening the buckets here. The token comes from --token-file, else $KVHOST_ADMIN_TOKEN.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+    /// The file holding the admin token, for --server.
+    #[arg(long, global = true, value_name = "FILE", requires = "server")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: KvCommand,
 }
@@ -91,6 +123,9 @@ pub enum KvCommand {
     /// use --json or -0 for such keys).
     List {
         bucket: String,
+        /// Only the keys that start with PREFIX.
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        prefix: String,
         /// Print each key as a JSON string on its own line.
         #[arg(long, conflicts_with = "null")]
         json: bool,
@@ -101,6 +136,14 @@ pub enum KvCommand {
     /// Write every entry as JSON lines: {"key": "...", "value": "<base64>"}.
     Export {
         bucket: String,
+        /// Only the entries whose key starts with PREFIX.
+        #[arg(
+            long,
+            value_name = "PREFIX",
+            default_value = "",
+            conflicts_with = "salvage"
+        )]
+        prefix: String,
         /// From a damaged store: export every entry that can be read, skip the rest, and say
         /// on stderr what was skipped (exit 0 unless nothing could be read).
         #[arg(long)]
@@ -221,6 +264,16 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Serve the admin API and web console at http://ADDR/ (e.g. 127.0.0.1:9091), over the
+    /// app's own buckets: the console and the app see each other's writes at once, and
+    /// `kvhost kv` works while the app runs. Loopback unless another address is given (then
+    /// a warning). See docs/admin.md.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<SocketAddr>,
+    /// Read the admin token from FILE instead of making a fresh one (see `kvhost admin
+    /// --help`).
+    #[arg(long, value_name = "FILE", requires = "admin")]
+    pub admin_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub reuse: ReuseArgs,
     /// The wasi:http component (.wasm) to serve: a Spin app (any spin-sdk 3.x, 4.x, 5.x) or

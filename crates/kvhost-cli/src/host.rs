@@ -20,6 +20,8 @@ use crate::{engine, setup};
 
 /// Buckets and a compiled component, ready to instantiate.
 pub struct Prepared {
+    /// The configuration the buckets were opened from (after `--bucket` flags).
+    pub config: kvhost::Config,
     /// What the config's `allow` list (after `--bucket` flags) grants every instance,
     /// derived once and cloned per instance.
     pub grants: Grants,
@@ -57,6 +59,7 @@ impl Prepared {
         engine::prepare_memory_images(&component);
         Ok(Prepared {
             grants: Grants::from_config(&config),
+            config,
             registry: Arc::new(registry),
             component,
         })

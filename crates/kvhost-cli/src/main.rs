@@ -16,13 +16,17 @@
 //! `kvhost run --help`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod admin;
 mod bucket_spec;
 mod check;
 mod cli;
 mod engine;
 mod host;
+mod hyper_timer;
 mod import;
+mod jsonl;
 mod kv;
+mod metrics;
 mod outgoing_http;
 mod run;
 mod serve;
@@ -53,7 +57,7 @@ fn main() -> ExitCode {
     quiet_contained_panics();
     let cli = Cli::parse();
     init_logging(match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Admin(_) => "info",
         _ => "warn",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
             Command::Kv(args) => kv::run(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Serve(args) => serve::serve(args).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     match result {

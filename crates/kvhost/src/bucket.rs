@@ -9,7 +9,10 @@
 //! * read-your-writes: once a write method returns `Ok`, every later read through the same
 //!   bucket object sees that write or a newer one;
 //! * `delete` of a missing key is `Ok`; an empty value is a value, not a missing key;
-//! * `list_keys` returns every key that exists for the whole of a listing exactly once;
+//! * `list_keys` returns every key that exists for the whole of a listing exactly once, in
+//!   ascending byte order, and a page's `next` position is its last key (UTF-8): a listing
+//!   resumes strictly after the key it is given. [`crate::BucketHandle::list_keys_with_prefix`]
+//!   depends on this to start a walk at any key;
 //! * `increment` stores decimal ASCII (see `counter`), so `set(b"10")` then `increment(1)`
 //!   yields 11 on every backend;
 //! * `cas_swap` succeeds only if the key was not written (or deleted) since `cas_begin`.

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::cursor::{decode_cursor, encode_cursor};
+use crate::cursor::{decode_cursor, encode_cursor, ordered_position};
 use crate::observe::{Observer, Op};
 use crate::{Bucket, CasToken, Limits, Result, Swap};
 
@@ -122,6 +122,70 @@ impl BucketHandle {
                 keys: page.keys,
                 cursor: page.next.as_deref().map(encode_cursor),
             })
+        })
+        .await
+    }
+
+    /// One page of the keys that start with `prefix`, after `cursor` (`None`: from the first
+    /// such key), bounded by the page limits. As exact as [`BucketHandle::list_keys`]: every
+    /// key with the prefix that exists for the whole walk appears once. An empty prefix is
+    /// [`BucketHandle::list_keys`].
+    ///
+    /// Works on every backend because of the [`Bucket::list_keys`] ordering invariant: keys
+    /// come in byte order and a position is the last key returned, so the walk can start at
+    /// the prefix itself (listing resumes strictly after a position, which is why the prefix
+    /// as a key is looked up on its own) and stop at the first key without the prefix.
+    pub async fn list_keys_with_prefix(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> Result<KeyResponse> {
+        if prefix.is_empty() {
+            return self.list_keys(cursor).await;
+        }
+        self.observed(Op::ListKeys, async {
+            self.limits.check_key(prefix)?;
+            let after = match cursor {
+                Some(cursor) => Some(ordered_position(decode_cursor(cursor)?)?),
+                None => None,
+            };
+            // A cursor from before the prefix's range (another prefix's) starts at its front.
+            let (position, include_prefix) = match after {
+                Some(after) if after.as_str() >= prefix => (after, false),
+                _ => (prefix.to_string(), true),
+            };
+            let budget = self.limits.page_budget();
+            let page = self
+                .bucket
+                .list_keys(Some(position.into_bytes()), budget)
+                .await?;
+            let mut keys: Vec<String> = Vec::with_capacity(page.keys.len() + 1);
+            if include_prefix && self.bucket.exists(prefix).await? {
+                keys.push(prefix.to_string());
+            }
+            let mut left_the_range = false;
+            for key in page.keys {
+                if !key.starts_with(prefix) {
+                    left_the_range = true;
+                    break;
+                }
+                keys.push(key);
+            }
+            // The prefix itself may have made the page one key too many.
+            let mut bytes: usize = keys.iter().map(String::len).sum();
+            let mut trimmed = false;
+            while keys.len() > 1 && (keys.len() > budget.max_keys || bytes > budget.max_bytes) {
+                if let Some(last) = keys.pop() {
+                    bytes -= last.len();
+                    trimmed = true;
+                }
+            }
+            let more = trimmed || (!left_the_range && page.next.is_some());
+            let cursor = match keys.last() {
+                Some(last) if more => Some(encode_cursor(last.as_bytes())),
+                _ => None,
+            };
+            Ok(KeyResponse { keys, cursor })
         })
         .await
     }

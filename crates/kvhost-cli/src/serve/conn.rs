@@ -13,12 +13,9 @@
 //! - At shutdown a connection that has not sent a complete request is closed at once; one
 //!   that has finishes the request it is on.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
@@ -28,6 +25,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::io::TokioIo;
 
 use super::request::Server;
+use crate::hyper_timer::TokioTimer;
 
 /// What a connection turned away at `--max-connections` reads before it is closed.
 const TOO_MANY_CONNECTIONS: &str = "kvhost has --max-connections connections open; retry later\n";
@@ -232,30 +230,3 @@ impl Drop for Open {
         self.0.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
-
-/// hyper's timers (for `header_read_timeout`) on tokio's clock.
-#[derive(Clone, Copy)]
-struct TokioTimer;
-
-impl hyper::rt::Timer for TokioTimer {
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(TokioSleep(Box::pin(tokio::time::sleep(duration))))
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        let deadline = tokio::time::Instant::from_std(deadline);
-        Box::pin(TokioSleep(Box::pin(tokio::time::sleep_until(deadline))))
-    }
-}
-
-struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
-
-impl Future for TokioSleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-impl hyper::rt::Sleep for TokioSleep {}

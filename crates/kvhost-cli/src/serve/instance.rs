@@ -8,8 +8,8 @@ use std::time::Instant;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::WasiCtx;
 
-use super::metrics::Metrics;
 use crate::host::{HostState, MemoryBudget, Prepared};
+use crate::metrics::Metrics;
 
 /// Makes the stores of served instances; shared by every request and worker.
 pub struct Instances {

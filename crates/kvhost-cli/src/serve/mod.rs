@@ -19,7 +19,6 @@
 mod body;
 mod conn;
 mod instance;
-mod metrics;
 mod p2;
 mod p3;
 mod request;
@@ -42,11 +41,11 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::cli::ServeArgs;
 use crate::host::{wasm_error, HostState, MemoryBudget, Prepared};
+use crate::metrics::Metrics;
 use crate::{engine, Outcome};
 
 use self::conn::Connections;
 use self::instance::Instances;
-use self::metrics::Metrics;
 use self::p3::Workers;
 use self::request::{Admission, Handler, Server};
 
@@ -72,6 +71,18 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
         tracing::info!("metrics on http://{}/metrics", listener.local_addr()?);
         tokio::spawn(serve_metrics(listener, metrics.clone()));
     }
+
+    let admin = match args.admin {
+        Some(listen) => {
+            let settings = crate::admin::AdminSettings {
+                listen,
+                token_file: args.admin_token_file.clone(),
+            };
+            let registry = Arc::clone(&prepared.registry);
+            Some(crate::admin::start(&settings, &prepared.config, registry, metrics.clone()).await?)
+        }
+        None => None,
+    };
 
     let (in_flight, mut all_done) = mpsc::channel::<()>(1);
     let (stop, stopping) = watch::channel(false);
@@ -143,6 +154,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     }
 
     drop(listener);
+    drop(admin);
     let _ = stop.send(true);
     server.admission.close();
     drop(server);

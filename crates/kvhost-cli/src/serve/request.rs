@@ -33,10 +33,10 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::body::RequestBody;
 use super::instance::Instances;
-use super::metrics::Metrics;
 use super::p3::Workers;
 use super::stubs::Unprovided;
 use crate::host::{HostState, MemoryLimit};
+use crate::metrics::Metrics;
 
 /// A request as the component gets it: its body capped at `--max-request-body`.
 pub type ServedRequest = Request<RequestBody<Incoming>>;

@@ -19,6 +19,8 @@ pub struct Served {
     pub address: SocketAddr,
     /// Where it serves metrics, with `--metrics`.
     pub metrics: Option<SocketAddr>,
+    /// Where it serves the admin API, with `--admin`.
+    pub admin: Option<SocketAddr>,
     log: mpsc::Receiver<String>,
 }
 
@@ -53,6 +55,7 @@ pub fn serve(dir: &Path, component: &Path, extra: &[&str]) -> Served {
         child,
         address: SocketAddr::from(([127, 0, 0, 1], 0)),
         metrics: None,
+        admin: None,
         log,
     };
     loop {
@@ -63,6 +66,9 @@ pub fn serve(dir: &Path, component: &Path, extra: &[&str]) -> Served {
             .expect("kvhost serve says where it listens");
         if let Some(address) = address_after(&line, "metrics on http://") {
             served.metrics = Some(address);
+        }
+        if let Some(address) = address_after(&line, "admin console and API on http://") {
+            served.admin = Some(address);
         }
         if let Some(address) = address_after(&line, " on http://") {
             if line.contains("serving ") {

@@ -208,6 +208,68 @@ pub async fn list_keys_while_another_client_writes(fresh: Fresh) {
     }
 }
 
+/// Every key with the prefix, the prefix itself included, appears exactly once over small
+/// pages while the other client writes inside and outside the prefix's range; nothing else
+/// appears.
+pub async fn list_keys_with_prefix_is_exact(fresh: Fresh) {
+    let b = fresh.client(small_pages(3, 256 * 1024));
+    let writer = fresh.other(Limits::default());
+    let mut wanted: BTreeSet<String> = (0..40).map(|i| format!("user/{i:03}")).collect();
+    wanted.insert("user/".to_string());
+    for key in wanted
+        .iter()
+        .chain(&["user".to_string(), "usez".to_string(), "a".to_string()])
+    {
+        b.set(key.clone(), b"v".to_vec()).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut round = 0;
+    loop {
+        let page = b
+            .list_keys_with_prefix("user/", cursor.as_deref())
+            .await
+            .unwrap();
+        assert!(
+            page.keys.len() <= 3,
+            "page over the budget: {:?}",
+            page.keys
+        );
+        seen.extend(page.keys);
+        for key in [
+            format!("user/new-{round}"),
+            format!("usey-{round}"),
+            format!("v-{round}"),
+        ] {
+            writer.set(key, b"n".to_vec()).await.unwrap();
+        }
+        round += 1;
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let unique: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a key was listed twice: {seen:?}");
+    for key in &seen {
+        assert!(key.starts_with("user/"), "{key:?} does not have the prefix");
+    }
+    for key in &wanted {
+        assert!(unique.contains(key), "{key:?} was missed: {seen:?}");
+    }
+    let none = b.list_keys_with_prefix("nothing/", None).await.unwrap();
+    assert_eq!(none, crate::KeyResponse::default());
+    // A cursor of another prefix's walk, before this range, starts at its front.
+    let early = b.list_keys_with_prefix("a", None).await.unwrap();
+    assert_eq!(early.keys, vec!["a".to_string()]);
+    let from_elsewhere = encode_cursor(b"a");
+    let page = b
+        .list_keys_with_prefix("user/", Some(&from_elsewhere))
+        .await
+        .unwrap();
+    assert_eq!(page.keys.first().map(String::as_str), Some("user/"));
+}
+
 /// A cursor that is not ours is `other("invalid cursor ...")`, never a panic or a wrong page.
 pub async fn list_keys_rejects_foreign_cursors(fresh: Fresh) {
     let b = fresh.client(Limits::default());

@@ -89,6 +89,7 @@ macro_rules! conformance_tests {
             list_keys_respects_the_byte_budget,
             list_keys_while_another_client_writes,
             list_keys_rejects_foreign_cursors,
+            list_keys_with_prefix_is_exact,
             increment_follows_redis_rules,
             cas_detects_every_intervening_write,
             cas_retry_loop_counts_exactly,

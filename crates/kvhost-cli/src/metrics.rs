@@ -1,4 +1,4 @@
-//! The numbers `kvhost serve --metrics ADDR` exposes, in Prometheus' text format.
+//! The numbers `kvhost serve --metrics ADDR` and the admin API expose, in Prometheus' text format.
 //!
 //! Everything is a plain atomic counter, updated on the request path without locks (bucket
 //! counters are found through a read-mostly map, written once per bucket name). Rendering
@@ -70,6 +70,26 @@ impl Metrics {
         }
         let mut buckets = self.buckets.write();
         Arc::clone(buckets.entry(name.to_string()).or_default())
+    }
+
+    /// Key-value operations so far, by bucket and operation (every outcome counted), for the
+    /// console's live panel; operations never called are left out.
+    pub fn bucket_totals(&self) -> BTreeMap<String, BTreeMap<&'static str, u64>> {
+        self.buckets
+            .read()
+            .iter()
+            .map(|(bucket, counters)| {
+                let totals = Op::ALL
+                    .iter()
+                    .map(|op| {
+                        let total = counters[op.index()].iter().map(|c| c.load(Relaxed)).sum();
+                        (op.name(), total)
+                    })
+                    .filter(|(_, total)| *total > 0)
+                    .collect();
+                (bucket.clone(), totals)
+            })
+            .collect()
     }
 
     /// The metrics in Prometheus' text exposition format.
@@ -224,5 +244,9 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+        let totals = metrics.bucket_totals();
+        assert_eq!(totals["cache"]["get"], 2);
+        assert_eq!(totals["a\"b"]["open"], 1);
+        assert!(!totals["cache"].contains_key("set"));
     }
 }
