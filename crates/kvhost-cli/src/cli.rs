@@ -45,9 +45,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Read, write, list, import and export the keys of a bucket.
     ///
-    /// While a kvhost with an admin listener (`serve --admin`, `admin`) holds the data dir,
-    /// these commands go through its admin API (found through DATA_DIR/admin.json; said on
-    /// stderr), with the same output and exit status; --server does that explicitly.
+    /// While a kvhost with an admin listener (`serve --admin`, `admin`) runs on the data
+    /// dir, these commands go through its admin API, on its live buckets (found through
+    /// DATA_DIR/admin.json; said on stderr), with the same output and exit status; --server
+    /// does that explicitly, --read-only never.
     Kv(KvArgs),
     /// Serve the admin API and web console over the configured buckets, with no app (any
     /// backend). SIGINT or SIGTERM stops it. See docs/admin.md.

@@ -561,3 +561,122 @@ fn serve_admin_address_is_logged_and_the_console_is_served() {
     assert!(String::from_utf8_lossy(&page.body).contains("kvhost console"));
     drop(served);
 }
+
+/// With no lock to go by (a memory bucket), `kv` still finds the running server through the
+/// discovery file and sees its live data; once the server is killed (-9, so the file stays),
+/// `kv` ignores the file and opens the data dir itself.
+#[test]
+fn kv_reaches_live_memory_buckets_and_ignores_a_killed_servers_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = limits_config(dir.path(), "");
+    let mut server = admin(dir.path(), &["--config", config.to_str().unwrap()]);
+    let token = server.token();
+    runtime().block_on(async {
+        let put = call(
+            server.address,
+            Some(&token),
+            "PUT",
+            &value_path("cache", "live"),
+            b"in memory",
+        )
+        .await;
+        assert_eq!(put.status, 204);
+    });
+    let kv = |args: &[&str]| {
+        let mut full = vec!["--config", config.to_str().unwrap()];
+        full.extend_from_slice(args);
+        kv(dir.path(), &full)
+    };
+    let got = kv(&["get", "cache", "live"]);
+    assert_eq!(
+        (got.status.code(), &got.stdout[..]),
+        (Some(0), &b"in memory"[..]),
+        "{got:?}"
+    );
+    assert!(String::from_utf8_lossy(&got.stderr).contains("going through its admin API"));
+    let listed = kv(&["list", "cache", "--prefix", "li"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "live\n");
+
+    server.kill();
+    assert!(
+        dir.path().join("data/admin.json").exists(),
+        "kill -9 leaves the file"
+    );
+    let set = kv(&["set", "default", "k", "local"]);
+    assert!(set.status.success(), "{set:?}");
+    assert!(
+        !String::from_utf8_lossy(&set.stderr).contains("admin API"),
+        "{set:?}"
+    );
+    let got = kv(&["get", "cache", "live"]);
+    assert_eq!(
+        got.status.code(),
+        Some(1),
+        "a memory bucket of its own is empty: {got:?}"
+    );
+}
+
+/// `kvhost admin` over a Redis bucket: the API and `kv list --prefix`, locally (straight to
+/// Redis) and through the API, agree.
+#[test]
+fn admin_serves_redis_buckets_and_prefix_lists_work_on_every_path() {
+    let redis = kvhost_testkit::shared_server();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = format!("admin-{}", std::process::id());
+    let config = dir.path().join("kvhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[buckets.{bucket}]\nbackend = \"redis\"\nurl = \"{}\"\n\n[limits]\nlist_page_keys = 5\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let local = |args: &[&str]| {
+        let mut full = vec!["--config", config];
+        full.extend_from_slice(args);
+        kv(dir.path(), &full)
+    };
+    for i in 0..12 {
+        let key = format!("p/{i:02}");
+        assert!(local(&["set", &bucket, &key, "v"]).status.success());
+    }
+    assert!(local(&["set", &bucket, "q", "v"]).status.success());
+    let wanted: String = (0..12).map(|i| format!("p/{i:02}\n")).collect();
+    let straight = local(&["list", &bucket, "--prefix", "p/"]);
+    assert_eq!(String::from_utf8_lossy(&straight.stdout), wanted);
+
+    let server = admin(dir.path(), &["--config", config]);
+    let token = server.token();
+    let url = format!("http://{}", server.address);
+    let through = std::process::Command::new(support::KVHOST)
+        .args(["kv", "--server", &url, "list", &bucket, "--prefix", "p/"])
+        .env("KVHOST_ADMIN_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&through.stdout),
+        wanted,
+        "{through:?}"
+    );
+    runtime().block_on(async {
+        let listed = call(server.address, Some(&token), "GET", "/api/v1/buckets", b"").await;
+        assert_eq!(listed.json()["buckets"][0]["backend"], "redis");
+        let path = format!("/api/v1/buckets/{bucket}/value?key={}", encode("<odd key>"));
+        assert_eq!(
+            call(server.address, Some(&token), "PUT", &path, &[0, 1, 2])
+                .await
+                .status,
+            204
+        );
+        let got = call(server.address, Some(&token), "GET", &path, b"").await;
+        assert_eq!(&got.body[..], &[0, 1, 2]);
+    });
+    let redis_side = redis.cli(&["EXISTS", &format!("kvhost:{{{bucket}/0}}:k:<odd key>")]);
+    assert_eq!(
+        redis_side.trim(),
+        "1",
+        "the value is in Redis under kvhost's layout"
+    );
+}

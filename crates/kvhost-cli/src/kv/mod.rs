@@ -1,9 +1,11 @@
 //! `kvhost kv ...`: administer buckets from the shell, through the same library and config a
 //! component would use (limits included; grants do not apply to the administrator).
 //!
-//! The buckets are opened here ([`local`]), unless a running kvhost holds the data dir and
-//! has an admin listener, or `--server` names one: then every command goes through its admin
-//! API ([`remote`]), with the same output and exit status.
+//! The buckets are opened here ([`local`]), unless a running kvhost with an admin listener
+//! serves them (its discovery file in the data dir names a live process whose API answers),
+//! or `--server` names one: then every command goes through its admin API ([`remote`]), with
+//! the same output and exit status. So `kv` sees the live data of a running server, memory
+//! buckets included, and a discovery file left by a killed server is ignored.
 
 mod local;
 mod remote;
@@ -30,7 +32,7 @@ enum Target {
 }
 
 pub async fn run(args: KvArgs) -> Result<Outcome> {
-    let target = target(&args)?;
+    let target = target(&args).await?;
     let outcome = match &target {
         Target::Local { config, registry } => run_local(args.command, config, registry).await?,
         Target::Remote(client) => run_remote(args.command, client).await?,
@@ -45,8 +47,8 @@ pub async fn run(args: KvArgs) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// Local buckets, or the admin API of `--server` or of the kvhost holding the data dir.
-fn target(args: &KvArgs) -> Result<Target> {
+/// The admin API of `--server`, or of a running kvhost serving the data dir, or local buckets.
+async fn target(args: &KvArgs) -> Result<Target> {
     if let Some(url) = &args.server {
         let token = match &args.token_file {
             Some(path) => std::fs::read_to_string(path)
@@ -61,36 +63,56 @@ fn target(args: &KvArgs) -> Result<Target> {
         };
         return Ok(Target::Remote(Client::new(url, &token)?));
     }
-    let opened = if args.read_only {
-        open_registry_read_only(&args.config)
-    } else {
-        open_registry(&args.config)
-    };
-    match opened {
-        Ok((config, registry)) => Ok(Target::Local { config, registry }),
-        Err(err) if held_by_another_process(&err) => {
-            let config = load_config(&args.config)?;
-            let data_dir = &config.data_dir;
-            match crate::admin::discovered(data_dir)? {
-                Some(found) => {
+    if args.read_only {
+        let (config, registry) = open_registry_read_only(&args.config)?;
+        return Ok(Target::Local { config, registry });
+    }
+    let data_dir = load_config(&args.config)?.data_dir;
+    let mut unreachable = None;
+    if let Some(found) = crate::admin::discovered(&data_dir)? {
+        if process_alive(found.pid) {
+            let client = Client::new(&found.url, &found.token)?;
+            match client.buckets().await {
+                Ok(_) => {
                     eprintln!(
-                        "kvhost: data dir {} is held by a running kvhost (pid {}); going through \
-                         its admin API at {}",
+                        "kvhost: data dir {} is served by a running kvhost (pid {}); going \
+                         through its admin API at {}",
                         data_dir.display(),
                         found.pid,
                         found.url
                     );
-                    Ok(Target::Remote(Client::new(&found.url, &found.token)?))
+                    return Ok(Target::Remote(client));
                 }
-                None => Err(err.context(
-                    "to use kvhost kv while it runs, start that kvhost with --admin \
-                     127.0.0.1:PORT (kvhost kv then goes through it), or pass --read-only to \
-                     read a snapshot",
-                )),
+                Err(err) => unreachable = Some(err),
             }
         }
+    }
+    match open_registry(&args.config) {
+        Ok((config, registry)) => Ok(Target::Local { config, registry }),
+        Err(err) if held_by_another_process(&err) => Err(match unreachable {
+            Some(api_error) => err.context(format!(
+                "the kvhost holding it published an admin API, but it does not answer \
+                 ({api_error:#}); pass --read-only to read a snapshot"
+            )),
+            None => err.context(
+                "to use kvhost kv while it runs, start that kvhost with --admin \
+                 127.0.0.1:PORT (kvhost kv then goes through it), or pass --read-only to \
+                 read a snapshot",
+            ),
+        }),
         Err(err) => Err(err),
     }
+}
+
+/// Whether a process with this pid exists (it may belong to another user).
+fn process_alive(pid: u32) -> bool {
+    // 0 and negative pids name process groups, not a process.
+    let Ok(pid @ 1..) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 sends nothing; it only checks that the process exists.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Whether opening the buckets failed because another process holds the data dir.

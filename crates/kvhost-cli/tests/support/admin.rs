@@ -81,6 +81,12 @@ impl Admin {
         token_in(&self.data_dir)
     }
 
+    /// Kills it (SIGKILL) and waits for it: no clean-up runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, waits for the exit; returns the rest of the log.
     pub fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
