@@ -17,8 +17,11 @@
 //!   yields 11 on every backend;
 //! * `cas_swap` succeeds only if the key was not written (or deleted) since `cas_begin`.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
+use crate::changes::{no_change_log, ChangeRead};
 use crate::Result;
 
 /// How much one `list_keys` page may hold. A page never exceeds either bound, and always
@@ -138,5 +141,36 @@ pub trait Bucket: Send + Sync + 'static {
     /// Makes every acknowledged write durable now (a no-op where writes already are).
     async fn flush(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// At most `max` changes committed after `after` (`None`: from the oldest kept), in
+    /// commit order; waits up to `wait` for one when there is none yet. See
+    /// [`crate::changes`]. The default: this bucket keeps no change log.
+    async fn changes(
+        &self,
+        after: Option<Vec<u8>>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<ChangeRead> {
+        let _ = (after, max, wait);
+        Err(no_change_log())
+    }
+
+    /// The position of the latest committed change: reading from it returns only what is
+    /// committed later.
+    async fn change_head(&self) -> Result<Vec<u8>> {
+        Err(no_change_log())
+    }
+
+    /// The position watcher `watcher` saved for this bucket, if any.
+    async fn watch_position(&self, watcher: &str) -> Result<Option<Vec<u8>>> {
+        let _ = watcher;
+        Err(no_change_log())
+    }
+
+    /// Saves watcher `watcher`'s position for this bucket (durably where the bucket is).
+    async fn save_watch_position(&self, watcher: String, position: Vec<u8>) -> Result<()> {
+        let _ = (watcher, position);
+        Err(no_change_log())
     }
 }

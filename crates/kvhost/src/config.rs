@@ -8,6 +8,7 @@
 //! durability = "immediate"             # or "relaxed"
 //! [buckets.cache]
 //! backend = "memory"
+//! watch_retention = 100000            # keep the last 100000 changes for watchers
 //!
 //! [buckets.shared]                    # shared by every kvhost using this Redis
 //! backend = "redis"
@@ -123,6 +124,9 @@ pub struct BucketConfig {
     pub flush_interval: Duration,
     /// For `redis` and `redis-cluster` buckets: where and how to connect.
     pub redis: Option<RedisSettings>,
+    /// Keep a change log of this many changes for watchers (`None`: no log). Embedded and
+    /// memory buckets; see [`crate::changes`].
+    pub watch_retention: Option<u64>,
 }
 
 impl Default for BucketConfig {
@@ -132,6 +136,7 @@ impl Default for BucketConfig {
             durability: Durability::Immediate,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             redis: None,
+            watch_retention: None,
         }
     }
 }
@@ -233,6 +238,7 @@ struct RawBucket {
     nodes: Option<Vec<String>>,
     timeout_ms: Option<u64>,
     tls_ca_file: Option<PathBuf>,
+    watch_retention: Option<u64>,
 }
 
 impl Config {
@@ -348,6 +354,15 @@ impl RawBucket {
         if !is_redis && self.tls_ca_file.is_some() {
             return Err(only("tls_ca_file", "redis and redis-cluster"));
         }
+        if is_redis && self.watch_retention.is_some() {
+            return Err(only("watch_retention", "embedded and memory"));
+        }
+        if self.watch_retention == Some(0) {
+            return Err((
+                "watch_retention",
+                "must be at least 1 (leave it out for no change log)".to_string(),
+            ));
+        }
         if self.durability.unwrap_or_default() == Durability::Immediate
             && self.flush_interval_ms.is_some()
         {
@@ -394,6 +409,7 @@ impl RawBucket {
             durability: self.durability.unwrap_or_default(),
             flush_interval,
             redis,
+            watch_retention: self.watch_retention,
         })
     }
 }

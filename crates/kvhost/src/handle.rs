@@ -260,4 +260,29 @@ impl BucketHandle {
     pub async fn flush(&self) -> Result<()> {
         self.bucket.flush().await
     }
+
+    /// See [`Bucket::changes`].
+    pub async fn changes(
+        &self,
+        after: Option<Vec<u8>>,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> Result<crate::changes::ChangeRead> {
+        self.bucket.changes(after, max, wait).await
+    }
+
+    /// See [`Bucket::change_head`].
+    pub async fn change_head(&self) -> Result<Vec<u8>> {
+        self.bucket.change_head().await
+    }
+
+    /// See [`Bucket::watch_position`].
+    pub async fn watch_position(&self, watcher: &str) -> Result<Option<Vec<u8>>> {
+        self.bucket.watch_position(watcher).await
+    }
+
+    /// See [`Bucket::save_watch_position`].
+    pub async fn save_watch_position(&self, watcher: String, position: Vec<u8>) -> Result<()> {
+        self.bucket.save_watch_position(watcher, position).await
+    }
 }

@@ -38,6 +38,7 @@
 //! - `limits`: [`Limits`], every size and count a caller may use, checked before any I/O.
 //! - `cursor` (private): the versioned, opaque cursor strings guests see.
 //! - `bucket`: the [`Bucket`] trait and its types ([`CasToken`], [`KeyPage`], [`Swap`]).
+//! - [`changes`]: change feeds for watchers ([`changes::Change`], [`changes::ChangeRead`]).
 //! - `counter`: `increment`'s decimal counter format, shared by every backend.
 //! - `error`: [`Error`], the interface's three errors.
 //! - [`observe`]: the [`observe::Observer`] seam for metrics and logs.
@@ -48,6 +49,7 @@
 
 pub mod backend;
 mod bucket;
+pub mod changes;
 pub mod config;
 mod counter;
 mod cursor;

@@ -115,7 +115,12 @@ impl Registry {
         let mut store: Option<crate::backend::embedded::EmbeddedStore> = None;
         for (name, bucket) in &config.buckets {
             let backend: Arc<dyn Bucket> = match bucket.backend {
-                BackendKind::Memory => Arc::new(MemoryBucket::new()),
+                BackendKind::Memory => match bucket.watch_retention {
+                    Some(retention) => Arc::new(MemoryBucket::with_change_log(
+                        usize::try_from(retention).unwrap_or(usize::MAX),
+                    )),
+                    None => Arc::new(MemoryBucket::new()),
+                },
                 #[cfg(feature = "embedded")]
                 BackendKind::Embedded => {
                     use crate::backend::embedded::EmbeddedStore;
@@ -126,7 +131,13 @@ impl Registry {
                         }
                         None => store.insert(EmbeddedStore::open(&config.data_dir)?),
                     };
-                    Arc::new(store.bucket(name, bucket.durability, bucket.flush_interval)?)
+                    let (durability, flush) = (bucket.durability, bucket.flush_interval);
+                    match bucket.watch_retention {
+                        Some(retention) if !read_only => Arc::new(
+                            store.bucket_with_change_log(name, durability, flush, retention)?,
+                        ),
+                        _ => Arc::new(store.bucket(name, durability, flush)?),
+                    }
                 }
                 #[cfg(not(feature = "embedded"))]
                 BackendKind::Embedded => {

@@ -4,13 +4,15 @@
 //! linearizable. Nothing survives the process. Used for `backend = "memory"` and as the
 //! reference the conformance suite's model is checked against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use super::{cas_allows, ordered_page};
+use crate::changes::{read_seq_position, seq_position, wait_for_changes, Change, ChangeRead};
 use crate::cursor::ordered_position;
 use crate::{counter, Bucket, CasToken, KeyPage, PageBudget, Result, Swap};
 
@@ -18,6 +20,19 @@ use crate::{counter, Bucket, CasToken, KeyPage, PageBudget, Result, Swap};
 #[derive(Debug, Default)]
 pub struct MemoryBucket {
     state: RwLock<State>,
+    /// Sent the latest version after every write, for change-feed readers.
+    committed: tokio::sync::watch::Sender<u64>,
+}
+
+/// The change log of a memory bucket: the last `retention` changes, each at the version it
+/// made, and watchers' positions; in this process only, like the data.
+#[derive(Debug, Default)]
+struct ChangeLog {
+    retention: usize,
+    changes: VecDeque<(u64, Change)>,
+    /// The version of the newest change dropped (0: none yet).
+    dropped: u64,
+    positions: HashMap<String, Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +42,7 @@ struct State {
     seq: u64,
     /// The version of the latest delete that removed a key.
     last_delete: u64,
+    log: Option<ChangeLog>,
 }
 
 #[derive(Debug)]
@@ -39,7 +55,27 @@ impl State {
     fn put(&mut self, key: String, value: Vec<u8>) {
         self.seq += 1;
         let version = self.seq;
+        self.logged(&key, Some(&value));
         self.entries.insert(key, Entry { value, version });
+    }
+
+    /// Records the change that took version `self.seq`, if this bucket keeps a log.
+    fn logged(&mut self, key: &str, value: Option<&[u8]>) {
+        let version = self.seq;
+        if let Some(log) = &mut self.log {
+            log.changes.push_back((
+                version,
+                Change {
+                    key: key.to_string(),
+                    value: value.map(<[u8]>::to_vec),
+                },
+            ));
+            while log.changes.len() > log.retention {
+                if let Some((dropped, _)) = log.changes.pop_front() {
+                    log.dropped = dropped;
+                }
+            }
+        }
     }
 
     /// A CAS token for `key` as it is now (absent keys carry the current sequence).
@@ -57,6 +93,7 @@ impl State {
         if self.entries.remove(key).is_some() {
             self.seq += 1;
             self.last_delete = self.seq;
+            self.logged(key, None);
         }
     }
 }
@@ -65,6 +102,55 @@ impl MemoryBucket {
     /// An empty bucket.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty bucket that keeps its last `retention` changes for watchers (in this
+    /// process only).
+    pub fn with_change_log(retention: usize) -> Self {
+        let bucket = Self::default();
+        bucket.state.write().log = Some(ChangeLog {
+            retention: retention.max(1),
+            ..ChangeLog::default()
+        });
+        bucket
+    }
+
+    /// Wakes change-feed readers after a write.
+    fn written(&self) {
+        let seq = self.state.read().seq;
+        self.committed.send_replace(seq);
+    }
+
+    fn read_changes(&self, after: Option<&[u8]>, max: usize) -> Result<ChangeRead> {
+        let state = self.state.read();
+        let log = state
+            .log
+            .as_ref()
+            .ok_or_else(crate::changes::no_change_log)?;
+        let after = match after {
+            Some(position) => read_seq_position(position)?,
+            None => log.dropped,
+        };
+        if after < log.dropped {
+            return Ok(ChangeRead::FellBehind);
+        }
+        let changes: Vec<Change> = log
+            .changes
+            .iter()
+            .filter(|(version, _)| *version > after)
+            .take(max.max(1))
+            .map(|(_, change)| change.clone())
+            .collect();
+        let next = log
+            .changes
+            .iter()
+            .filter(|(version, _)| *version > after)
+            .nth(changes.len().saturating_sub(1))
+            .map_or(after, |(version, _)| *version);
+        Ok(ChangeRead::Changes {
+            changes,
+            next: seq_position(next),
+        })
     }
 }
 
@@ -76,11 +162,13 @@ impl Bucket for MemoryBucket {
 
     async fn set(&self, key: String, value: Vec<u8>) -> Result<()> {
         self.state.write().put(key, value);
+        self.written();
         Ok(())
     }
 
     async fn delete(&self, key: String) -> Result<()> {
         self.state.write().remove(&key);
+        self.written();
         Ok(())
     }
 
@@ -107,6 +195,8 @@ impl Bucket for MemoryBucket {
         let current = state.entries.get(&key).map(|e| e.value.as_slice());
         let new = counter::add(&key, current, delta)?;
         state.put(key, counter::format(new));
+        drop(state);
+        self.written();
         Ok(new)
     }
 
@@ -119,6 +209,8 @@ impl Bucket for MemoryBucket {
         let now = state.entries.get(token.key()).map(|e| e.version);
         if cas_allows(&token, now, state.last_delete) {
             state.put(token.key().to_string(), value);
+            drop(state);
+            self.written();
             return Ok(Swap::Swapped);
         }
         Ok(Swap::Stale(state.token(token.key().to_string())))
@@ -140,6 +232,8 @@ impl Bucket for MemoryBucket {
         for (key, value) in entries {
             state.put(key, value);
         }
+        drop(state);
+        self.written();
         Ok(())
     }
 
@@ -148,6 +242,48 @@ impl Bucket for MemoryBucket {
         for key in keys {
             state.remove(&key);
         }
+        drop(state);
+        self.written();
+        Ok(())
+    }
+
+    async fn changes(
+        &self,
+        after: Option<Vec<u8>>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<ChangeRead> {
+        wait_for_changes(&self.committed, wait, || {
+            self.read_changes(after.as_deref(), max)
+        })
+        .await
+    }
+
+    async fn change_head(&self) -> Result<Vec<u8>> {
+        let state = self.state.read();
+        state
+            .log
+            .as_ref()
+            .ok_or_else(crate::changes::no_change_log)?;
+        Ok(seq_position(state.seq))
+    }
+
+    async fn watch_position(&self, watcher: &str) -> Result<Option<Vec<u8>>> {
+        let state = self.state.read();
+        let log = state
+            .log
+            .as_ref()
+            .ok_or_else(crate::changes::no_change_log)?;
+        Ok(log.positions.get(watcher).cloned())
+    }
+
+    async fn save_watch_position(&self, watcher: String, position: Vec<u8>) -> Result<()> {
+        let mut state = self.state.write();
+        let log = state
+            .log
+            .as_mut()
+            .ok_or_else(crate::changes::no_change_log)?;
+        log.positions.insert(watcher, position);
         Ok(())
     }
 }

@@ -1,9 +1,11 @@
 //! [`ReadOnly`]: any bucket, with every write refused (`kvhost kv --read-only`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::changes::ChangeRead;
 use crate::{Bucket, CasToken, Error, KeyPage, PageBudget, Result, Swap};
 
 /// `inner` for reading only: reads pass through, every write is `other`.
@@ -70,5 +72,26 @@ impl Bucket for ReadOnly {
 
     async fn flush(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn changes(
+        &self,
+        after: Option<Vec<u8>>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<ChangeRead> {
+        self.inner.changes(after, max, wait).await
+    }
+
+    async fn change_head(&self) -> Result<Vec<u8>> {
+        self.inner.change_head().await
+    }
+
+    async fn watch_position(&self, watcher: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.watch_position(watcher).await
+    }
+
+    async fn save_watch_position(&self, _watcher: String, _position: Vec<u8>) -> Result<()> {
+        Err(refused())
     }
 }

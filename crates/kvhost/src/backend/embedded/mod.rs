@@ -22,6 +22,7 @@
 //! * a full disk or failing device refuses writes, not reads, and heals by itself (`writer`);
 //! * a damaged file gives "store damaged" errors, never a panic (`damage`).
 
+mod changes;
 mod damage;
 mod handle;
 mod layout;
@@ -49,6 +50,7 @@ use self::overlay::{Lookup, Overlay};
 use self::read_cache::{ReadCache, Snapshot};
 use self::writer::{Action, Job, Reply};
 use super::ordered_page;
+use crate::changes::{wait_for_changes, ChangeRead};
 use crate::cursor::ordered_position;
 use crate::{Bucket, CasToken, Durability, Error, KeyPage, PageBudget, Result, Swap};
 
@@ -111,6 +113,8 @@ struct Inner {
     writer: Option<JoinHandle<()>>,
     poison: Arc<Mutex<Option<String>>>,
     read_cache: Arc<ReadCache>,
+    /// Sent the version of every commit that logged a change (see `writer`).
+    committed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Drop for Inner {
@@ -156,7 +160,40 @@ impl EmbeddedStore {
             durable,
             flush_within: flush_interval,
             overlay: (!durable).then(|| Arc::new(Overlay::default())),
+            change_log: None,
         })
+    }
+
+    /// The bucket `name` with a change log keeping its last `retention` changes for watchers
+    /// (see [`crate::changes`]), creating its tables if needed.
+    pub fn bucket_with_change_log(
+        &self,
+        name: &str,
+        durability: Durability,
+        flush_interval: Duration,
+        retention: u64,
+    ) -> Result<EmbeddedBucket, OpenError> {
+        let mut bucket = self.bucket(name, durability, flush_interval)?;
+        let db = self
+            .inner
+            .db
+            .get(&self.inner.label)
+            .map_err(|err| open::storage(&self.inner.dir, err))?;
+        let create = || -> Result<(), redb::Error> {
+            let txn = db.begin_write()?;
+            changes::create(&txn, &bucket.table)?;
+            txn.commit()?;
+            Ok(())
+        };
+        contain(&self.inner.label, || {
+            create().map_err(|err| Error::other(err.to_string()))
+        })
+        .map_err(|err| OpenError::Storage {
+            dir: self.inner.dir.clone(),
+            message: err.to_string(),
+        })?;
+        bucket.change_log = Some(retention.max(1));
+        Ok(bucket)
     }
 
     /// The storage error in force, if any: writes are refused until a commit succeeds again.
@@ -173,6 +210,8 @@ pub struct EmbeddedBucket {
     flush_within: Duration,
     /// Relaxed buckets only: acknowledged writes not yet committed.
     overlay: Option<Arc<Overlay>>,
+    /// With a change log: how many changes it keeps.
+    change_log: Option<u64>,
 }
 
 impl EmbeddedBucket {
@@ -185,6 +224,7 @@ impl EmbeddedBucket {
             action,
             reply,
             settle: None,
+            change_log: self.change_log,
         };
         (job, answer)
     }
@@ -240,6 +280,14 @@ impl EmbeddedBucket {
         match &self.overlay {
             Some(overlay) => overlay.lookup(key),
             None => Lookup::Unknown,
+        }
+    }
+
+    /// Refuses change-feed calls on a bucket without a change log.
+    fn logged(&self) -> Result<()> {
+        match self.change_log {
+            Some(_) => Ok(()),
+            None => Err(crate::changes::no_change_log()),
         }
     }
 
@@ -455,5 +503,44 @@ impl Bucket for EmbeddedBucket {
 
     async fn flush(&self) -> Result<()> {
         self.write(Action::Flush).await.map(drop)
+    }
+
+    async fn changes(
+        &self,
+        after: Option<Vec<u8>>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<ChangeRead> {
+        self.logged()?;
+        wait_for_changes(&self.store.committed, wait, || {
+            self.contained(|| {
+                let db = self.store.db.get(&self.store.label)?;
+                changes::read(&db, &self.table, after.as_deref(), max)
+            })
+        })
+        .await
+    }
+
+    async fn change_head(&self) -> Result<Vec<u8>> {
+        self.logged()?;
+        // The head covers every write acknowledged before it: pending relaxed ones commit first.
+        self.settle_overlay().await?;
+        self.contained(|| changes::head(&*self.store.db.get(&self.store.label)?, &self.table))
+    }
+
+    async fn watch_position(&self, watcher: &str) -> Result<Option<Vec<u8>>> {
+        self.logged()?;
+        self.contained(|| {
+            let db = self.store.db.get(&self.store.label)?;
+            changes::saved_position(&db, &self.table, watcher)
+        })
+    }
+
+    async fn save_watch_position(&self, watcher: String, position: Vec<u8>) -> Result<()> {
+        self.logged()?;
+        let key = changes::position_key(&self.table, &watcher);
+        self.write(Action::SavePosition(key, position))
+            .await
+            .map(drop)
     }
 }

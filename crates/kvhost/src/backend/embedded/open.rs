@@ -116,6 +116,7 @@ impl EmbeddedStore {
         let poison = Arc::new(Mutex::new(None));
         let (jobs, receiver) = mpsc::channel();
         let read_cache = Arc::new(ReadCache::default());
+        let committed = Arc::new(tokio::sync::watch::Sender::new(seq));
         let writer = Writer {
             db: Arc::clone(&db),
             retry: Vec::new(),
@@ -127,6 +128,7 @@ impl EmbeddedStore {
             opened_at: seq,
             label: label.clone(),
             read_cache: Arc::clone(&read_cache),
+            committed: Arc::clone(&committed),
         };
         let writer = std::thread::Builder::new()
             .name("kvhost-writer".into())
@@ -144,6 +146,7 @@ impl EmbeddedStore {
                 writer: Some(writer),
                 poison,
                 read_cache,
+                committed,
             }),
         })
     }

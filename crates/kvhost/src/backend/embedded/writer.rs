@@ -27,6 +27,8 @@
 //!   attempt; a refused write never entered the overlay.
 //! * versions: each batch takes the next value of the `seq` counter, stamps it on every record
 //!   it writes and stores it in `kvhost_meta`; versions only grow, so A -> B -> A is visible.
+//! * a bucket with a change log gets every change a job made appended to its log in the
+//!   job's transaction (see `changes`); change-feed readers are signalled after the commit.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -37,6 +39,7 @@ use parking_lot::Mutex;
 use redb::{ReadableTable, Table, WriteTransaction};
 use tokio::sync::oneshot;
 
+use super::changes;
 use super::handle::DbHandle;
 use super::layout::{self, META, META_SEQ};
 use super::overlay::Overlay;
@@ -70,6 +73,8 @@ pub(crate) struct Job {
     pub reply: oneshot::Sender<Result<Reply>>,
     /// For relaxed writes acknowledged early: the overlay holding them and their ticket.
     pub settle: Option<(Arc<Overlay>, u64)>,
+    /// For a bucket with a change log: how many changes it keeps.
+    pub change_log: Option<u64>,
 }
 
 /// What a job does.
@@ -84,6 +89,8 @@ pub(crate) enum Action {
     Flush,
     /// Writes nothing; answered once every job queued before it is committed.
     Barrier,
+    /// Saves a watcher's position (key from `changes::position_key`).
+    SavePosition(String, Vec<u8>),
 }
 
 impl Action {
@@ -119,7 +126,7 @@ impl Action {
                 .collect(),
             Action::Increment(key, _) => vec![Committed::Changed(table, key)],
             Action::Swap(token, _) => vec![Committed::Changed(table, token.key())],
-            Action::Flush | Action::Barrier => Vec::new(),
+            Action::Flush | Action::Barrier | Action::SavePosition(..) => Vec::new(),
         }
     }
 
@@ -162,10 +169,13 @@ pub(crate) struct Writer {
     pub label: String,
     /// Snapshots and hot values readers share; told what every commit wrote.
     pub read_cache: Arc<ReadCache>,
+    /// Sent the version of every commit that logged a change, for change-feed readers.
+    pub committed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Why a batch failed as a whole.
-struct Fatal(String);
+#[derive(Debug)]
+pub(crate) struct Fatal(pub(crate) String);
 
 impl From<redb::Error> for Fatal {
     fn from(err: redb::Error) -> Self {
@@ -278,7 +288,10 @@ impl Writer {
             Fatal,
         );
         match outcome {
-            Ok(results) => {
+            Ok((results, logged)) => {
+                if logged {
+                    self.committed.send_replace(version);
+                }
                 self.seq = version;
                 *self.poison.lock() = None;
                 self.next_attempt = None;
@@ -332,7 +345,7 @@ impl Writer {
         version: u64,
         durable: bool,
         deletes: &mut Vec<Arc<str>>,
-    ) -> Result<Vec<Result<Reply>>, Fatal> {
+    ) -> Result<(Vec<Result<Reply>>, bool), Fatal> {
         let db = self
             .db
             .get(&self.label)
@@ -344,10 +357,16 @@ impl Writer {
             redb::Durability::None
         })?;
         let mut results = Vec::with_capacity(batch.len());
+        let mut next_index = 0;
         {
             // Consecutive jobs on the same bucket (the common case) share one open table.
             let mut open: Option<(&Arc<str>, BucketTable<'_>)> = None;
             for job in batch {
+                if let Action::SavePosition(key, position) = &job.action {
+                    changes::save_position(&txn, key, position)?;
+                    results.push(Ok(Reply::Done));
+                    continue;
+                }
                 let last_delete = self.last_delete_of(&job.table, deletes, version);
                 if open.as_ref().is_none_or(|(name, _)| *name != &job.table) {
                     open = Some((
@@ -359,21 +378,33 @@ impl Writer {
                     return Err(Fatal("internal error: the bucket table is not open".into()));
                 };
                 let mut deleted = false;
+                let mut changed = Vec::new();
+                let log = job.change_log.map(|_| &mut changed);
                 results.push(apply_op(
                     table,
                     &job.action,
                     version,
                     last_delete,
-                    &mut deleted,
+                    (&mut deleted, log),
                 )?);
                 if deleted {
                     deletes.push(Arc::clone(&job.table));
+                }
+                if let (Some(retention), false) = (job.change_log, changed.is_empty()) {
+                    changes::append(
+                        &txn,
+                        &job.table,
+                        retention,
+                        version,
+                        &mut next_index,
+                        &changed,
+                    )?;
                 }
             }
         }
         stamp_seq(&txn, version)?;
         txn.commit()?;
-        Ok(results)
+        Ok((results, next_index > 0))
     }
 
     fn last_delete_of(&self, table: &Arc<str>, pending: &[Arc<str>], version: u64) -> u64 {
@@ -406,36 +437,60 @@ fn current(table: &BucketTable<'_>, key: &str) -> Result<Option<(u64, Vec<u8>)>,
     }
 }
 
+/// The keys a job changed, each with its new value (`None`: deleted), in order.
+type Changed = Vec<(String, Option<Vec<u8>>)>;
+
+/// What a job did, for the caller: whether it removed a key, and (for a bucket with a change
+/// log) what it changed.
+type Effects<'e> = (&'e mut bool, Option<&'e mut Vec<(String, Option<Vec<u8>>)>>);
+
 /// Applies one job. `Err` is fatal for the batch; `Ok(Err(..))` is this job's own error.
 fn apply_op(
     table: &mut BucketTable<'_>,
     action: &Action,
     version: u64,
     last_delete: u64,
-    deleted: &mut bool,
+    (deleted, mut log): Effects<'_>,
 ) -> Result<Result<Reply>, Fatal> {
-    let put = |table: &mut BucketTable<'_>, key: &str, value: &[u8]| -> Result<(), Fatal> {
+    let put = |table: &mut BucketTable<'_>,
+               log: &mut Option<&mut Changed>,
+               key: &str,
+               value: &[u8]|
+     -> Result<(), Fatal> {
         table.insert(key, layout::encode(version, value).as_slice())?;
+        if let Some(log) = log.as_deref_mut() {
+            log.push((key.to_string(), Some(value.to_vec())));
+        }
         Ok(())
+    };
+    let remove = |table: &mut BucketTable<'_>,
+                  log: &mut Option<&mut Changed>,
+                  key: &str|
+     -> Result<bool, Fatal> {
+        let removed = table.remove(key)?.is_some();
+        if let (true, Some(log)) = (removed, log.as_deref_mut()) {
+            log.push((key.to_string(), None));
+        }
+        Ok(removed)
     };
     let reply = match action {
         Action::Set(key, value) => {
-            put(table, key, value)?;
+            put(table, &mut log, key, value)?;
             Reply::Done
         }
         Action::SetMany(entries) => {
             for (key, value) in entries {
-                put(table, key, value)?;
+                put(table, &mut log, key, value)?;
             }
             Reply::Done
         }
         Action::Delete(key) => {
-            *deleted |= table.remove(key.as_str())?.is_some();
+            *deleted |= remove(table, &mut log, key)?;
             Reply::Done
         }
         Action::DeleteMany(keys) => {
             for key in keys {
-                *deleted |= table.remove(key.as_str())?.is_some();
+                *deleted |= remove(table, &mut log, key)?;
             }
             Reply::Done
         }
@@ -445,13 +500,13 @@ fn apply_op(
                 Ok(new) => new,
                 Err(err) => return Ok(Err(err)),
             };
-            put(table, key, &counter::format(new))?;
+            put(table, &mut log, key, &counter::format(new))?;
             Reply::Counter(new)
         }
         Action::Swap(token, value) => {
             let now = current(table, token.key())?;
             if cas_allows(token, now.as_ref().map(|(v, _)| *v), last_delete) {
-                put(table, token.key(), value)?;
+                put(table, &mut log, token.key(), value)?;
                 Reply::Swap(Swap::Swapped)
             } else {
                 // The fresh token is made inside this transaction, so it reflects every
@@ -464,7 +519,7 @@ fn apply_op(
                 Reply::Swap(Swap::Stale(fresh))
             }
         }
-        Action::Flush | Action::Barrier => Reply::Done,
+        Action::Flush | Action::Barrier | Action::SavePosition(..) => Reply::Done,
     };
     Ok(Ok(reply))
 }
