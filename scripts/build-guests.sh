@@ -13,6 +13,7 @@
 #   target/guests/spin4.wasm   guests/spinp3 built with spin-sdk 4.x (WASIp3 release candidate)
 #   target/guests/draft2js.wasm guests/js/draft2.js: the draft2 conformance checks in JavaScript,
 #                              built with the pinned componentize-js (setup-node.sh)
+#   target/guests/watcher.wasm a wasi:keyvalue watch-service that mirrors changes into "mirror"
 # With guest names as arguments, builds only those.
 # A guest is rebuilt only when a file it is built from is newer than its .wasm. Safe to run
 # concurrently (tests call it from several processes): builds are serialized by a lock.
@@ -74,9 +75,9 @@ build_js() { # name source world
     mv "$wasm.tmp" "$wasm"
 }
 
-declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2 [runp3]=kv-run-p3
+declare -A worlds=([draft2]=kv-draft2 [draft]=kv-draft [bench]=kv-draft [demo]=kv-draft2 [runp3]=kv-run-p3 [watcher]=kv-watcher
     [spin]=spin [spin5]=spin [spin4]=spin [hellop3]=hello-p3)
-for name in "${@:-draft2 draft bench demo runp3 hellop3 spin spin5 spin4 draft2js}"; do
+for name in "${@:-draft2 draft bench demo runp3 hellop3 spin spin5 spin4 draft2js watcher}"; do
     for one in $name; do
         case "$one" in
             spin) build_spin spin spin .venv-spin spin-http ;;

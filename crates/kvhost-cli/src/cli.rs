@@ -42,7 +42,7 @@ pub enum Command {
     /// fermyon:spin/key-value@2.0.0 and spin:key-value@3.0.0. Interfaces kvhost does not provide (Spin's variables, SQLite, ..., wasi:config) are linked as stubs: the component loads, and only a request that calls one fails, with a
     /// 500 naming the interface. Logs go to stderr (set KVHOST_LOG=debug for more); SIGINT or
     /// SIGTERM stops accepting, lets in-flight requests finish, flushes the buckets and exits.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Read, write, list, import and export the keys of a bucket.
     ///
     /// While a kvhost with an admin listener (`serve --admin`, `admin`) runs on the data
@@ -53,6 +53,35 @@ pub enum Command {
     /// Serve the admin API and web console over the configured buckets, with no app (any
     /// backend). SIGINT or SIGTERM stops it. See docs/admin.md.
     Admin(AdminArgs),
+    /// Run a wasi:keyvalue watch-service component: its on-set / on-delete are called for
+    /// every committed change of the watched buckets, at least once, in commit order per
+    /// key, resuming where it stopped (see docs/consistency.md, "Watchers"). SIGINT or
+    /// SIGTERM stops it.
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// A bucket to watch (repeatable; embedded or memory). It keeps a change log
+    /// (watch_retention, default 100000 changes).
+    #[arg(long = "bucket", value_name = "NAME", required = true)]
+    pub buckets: Vec<String>,
+    /// Deliver only changes of keys starting with PREFIX (repeatable; default: every key).
+    #[arg(long = "prefix", value_name = "PREFIX")]
+    pub prefixes: Vec<String>,
+    /// Most linear memory one watcher instance may use.
+    #[arg(long, value_name = "SIZE", default_value = DEFAULT_MAX_MEMORY, value_parser = parse_size)]
+    pub max_memory: usize,
+    /// Where compiled components are cached (as for `run`).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the component afresh and do not cache it.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// The watch-service component (.wasm), exporting wasi:keyvalue/watcher@0.2.0-draft2.
+    pub component: PathBuf,
 }
 
 /// The default admin address of `kvhost admin`.
@@ -275,6 +304,11 @@ pub struct ServeArgs {
     /// --help`).
     #[arg(long, value_name = "FILE", requires = "admin")]
     pub admin_token_file: Option<PathBuf>,
+    /// Run a wasi:keyvalue watch-service component beside the app, on BUCKETs (default:
+    /// "default"), in this process: its handlers are called for every committed change
+    /// (repeatable; see `kvhost watch --help`).
+    #[arg(long = "watcher", value_name = "COMPONENT[:BUCKET[,BUCKET]]", value_parser = crate::watch::WatcherSpec::parse)]
+    pub watchers: Vec<crate::watch::WatcherSpec>,
     #[command(flatten)]
     pub reuse: ReuseArgs,
     /// The wasi:http component (.wasm) to serve: a Spin app (any spin-sdk 3.x, 4.x, 5.x) or

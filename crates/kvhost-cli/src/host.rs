@@ -32,13 +32,15 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Opens the buckets the flags select (reporting to `observer`, if any) and loads the
-    /// component at `path` on `engine`, through the compile cache unless `--no-cache`.
+    /// Opens the buckets the flags select (reporting to `observer`, if any; `watched` ones
+    /// with change logs) and loads the component at `path` on `engine`, through the compile
+    /// cache unless `--no-cache`.
     pub fn new(
         args: &HostArgs,
         engine: &Engine,
         path: &std::path::Path,
         observer: Option<Arc<dyn Observer>>,
+        watched: &[String],
     ) -> Result<Prepared> {
         let buckets = args
             .buckets
@@ -46,7 +48,7 @@ impl Prepared {
             .map(|spec| spec.parse::<BucketSpec>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|message| anyhow::anyhow!("--bucket: {message}"))?;
-        let (config, mut registry) = setup::open_registry_with(&args.config, &buckets)?;
+        let (config, mut registry) = setup::open_registry_with(&args.config, &buckets, watched)?;
         if let Some(observer) = observer {
             registry.set_observer(observer);
         }
@@ -65,10 +67,7 @@ impl Prepared {
         })
     }
 
-    /// The store of a fresh instance on `engine`: `wasi` as built by the caller, the buckets
-    /// as granted by the config, memory capped at `max_memory` bytes and, with a `budget`, at
-    /// what is left of the budget all instances share; and room for the largest call the
-    /// limits allow (so a call over a limit gets `other`, not a trap).
+    /// The store of a fresh instance of the component on `engine` (see [`new_store`]).
     pub fn store(
         &self,
         engine: &Engine,
@@ -76,23 +75,43 @@ impl Prepared {
         max_memory: usize,
         budget: Option<Arc<MemoryBudget>>,
     ) -> Store<HostState> {
-        let state = HostState {
-            table: ResourceTable::new(),
+        new_store(
+            engine,
+            &self.registry,
+            &self.grants,
             wasi,
-            http: WasiHttpCtx::new(),
-            kv: KvCtx::new(self.registry.clone(), self.grants.clone()),
-            memory_cap: MemoryCap {
-                max_bytes: max_memory,
-                hit: None,
-                budget,
-                reserved: 0,
-            },
-        };
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.memory_cap);
-        store.set_hostcall_fuel(hostcall_fuel(self.registry.limits()));
-        store
+            (max_memory, budget),
+        )
     }
+}
+
+/// The store of a fresh instance on `engine`: `wasi` as built by the caller, the buckets of
+/// `registry` as `grants` allow, memory capped at `max_memory` bytes and, with a `budget`, at
+/// what is left of the budget all instances share; and room for the largest call the limits
+/// allow (so a call over a limit gets `other`, not a trap).
+pub fn new_store(
+    engine: &Engine,
+    registry: &Arc<Registry>,
+    grants: &Grants,
+    wasi: WasiCtx,
+    (max_memory, budget): (usize, Option<Arc<MemoryBudget>>),
+) -> Store<HostState> {
+    let state = HostState {
+        table: ResourceTable::new(),
+        wasi,
+        http: WasiHttpCtx::new(),
+        kv: KvCtx::new(Arc::clone(registry), grants.clone()),
+        memory_cap: MemoryCap {
+            max_bytes: max_memory,
+            hit: None,
+            budget,
+            reserved: 0,
+        },
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory_cap);
+    store.set_hostcall_fuel(hostcall_fuel(registry.limits()));
+    store
 }
 
 /// wasmtime's per-call copy budget for `limits`: four times the largest call they allow, and

@@ -8,8 +8,12 @@
 //! - [`run`] runs a component and [`serve`] serves an HTTP component, both on the engine of
 //!   [`engine`] (components renamed by [`wit_versions`]) with the instance state of [`host`]
 //!   (outgoing HTTP refused by [`outgoing_http`]), stopped by [`signals`].
-//! - [`kv`] implements `kvhost kv ...`: [`check`] walks damaged buckets, [`import`] writes
-//!   entries in batches, [`spin_sqlite`] reads Spin's SQLite files.
+//!   `serve` counts into [`metrics`]; [`hyper_timer`] serves both of its listeners.
+//! - [`admin`] is the admin API and web console (`serve --admin`, `kvhost admin`).
+//! - [`watch`] runs `watch-service` components (`kvhost watch`, `serve --watcher`).
+//! - [`kv`] implements `kvhost kv ...`, locally or through a running server's admin API:
+//!   [`check`] walks damaged buckets, [`import`] writes entries in batches, [`jsonl`] is the
+//!   export format, [`spin_sqlite`] reads Spin's SQLite files.
 //!
 //! Exit status: 0 on success, 1 when `kv get` finds no such key, 2 on any error (printed to
 //! stderr with what to do next), as clap does for usage errors; `run` has its own (see
@@ -35,6 +39,7 @@ mod signals;
 mod spin_config;
 mod spin_sqlite;
 mod units;
+mod watch;
 mod wit_versions;
 
 use std::process::ExitCode;
@@ -57,7 +62,7 @@ fn main() -> ExitCode {
     quiet_contained_panics();
     let cli = Cli::parse();
     init_logging(match cli.command {
-        Command::Serve(_) | Command::Admin(_) => "info",
+        Command::Serve(_) | Command::Admin(_) | Command::Watch(_) => "info",
         _ => "warn",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -74,8 +79,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Kv(args) => kv::run(args).await,
             Command::Run(args) => run::run(args).await,
-            Command::Serve(args) => serve::serve(args).await,
+            Command::Serve(args) => serve::serve(*args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Watch(args) => watch::run(args).await,
         }
     });
     match result {

@@ -47,6 +47,24 @@ pub struct Metrics {
     /// Connections turned away (503, then closed) at `--max-connections`.
     pub connections_rejected: AtomicU64,
     buckets: RwLock<BTreeMap<String, Arc<BucketCounters>>>,
+    watchers: RwLock<BTreeMap<(String, String), Arc<WatchCounters>>>,
+}
+
+/// The numbers of one watcher on one bucket.
+#[derive(Default)]
+pub struct WatchCounters {
+    /// Changes its handler took.
+    pub delivered: AtomicU64,
+    /// Deliveries tried again after a failure.
+    pub retried: AtomicU64,
+    /// Changes given up on and parked in the dead-letter bucket.
+    pub parked: AtomicU64,
+    /// Times it started over from a snapshot (new, or fell behind the retention).
+    pub resyncs: AtomicU64,
+    /// Changes read and not delivered yet.
+    pub lag_events: AtomicU64,
+    /// When it was last caught up (microseconds since the Unix epoch); 0: it is caught up now.
+    pub behind_since_micros: AtomicU64,
 }
 
 impl Metrics {
@@ -62,6 +80,15 @@ impl Metrics {
         self.latency_count.fetch_add(1, Relaxed);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.latency_micros_sum.fetch_add(micros, Relaxed);
+    }
+
+    /// The counters of watcher `watcher` on `bucket`.
+    pub fn watcher(&self, watcher: &str, bucket: &str) -> Arc<WatchCounters> {
+        let key = (watcher.to_string(), bucket.to_string());
+        if let Some(counters) = self.watchers.read().get(&key) {
+            return Arc::clone(counters);
+        }
+        Arc::clone(self.watchers.write().entry(key).or_default())
     }
 
     fn bucket(&self, name: &str) -> Arc<BucketCounters> {
@@ -178,6 +205,7 @@ impl Metrics {
                 value.load(Relaxed)
             )?;
         }
+        self.render_watchers(out)?;
         writeln!(out, "# HELP kvhost_kv_operations_total Key-value operations, by bucket, operation and outcome.")?;
         writeln!(out, "# TYPE kvhost_kv_operations_total counter")?;
         for (bucket, counters) in self.buckets.read().iter() {
@@ -194,6 +222,90 @@ impl Metrics {
         }
         Ok(())
     }
+}
+
+impl Metrics {
+    fn render_watchers(&self, out: &mut String) -> std::fmt::Result {
+        let watchers = self.watchers.read();
+        if watchers.is_empty() {
+            return Ok(());
+        }
+        let now = now_micros();
+        let series: [Series; 6] = [
+            (
+                "kvhost_watch_events_delivered_total",
+                "counter",
+                "Changes a watcher's handler took.",
+                |c, _| c.delivered.load(Relaxed) as f64,
+            ),
+            (
+                "kvhost_watch_events_retried_total",
+                "counter",
+                "Deliveries tried again after the handler failed.",
+                |c, _| c.retried.load(Relaxed) as f64,
+            ),
+            (
+                "kvhost_watch_events_parked_total",
+                "counter",
+                "Changes given up on and parked in the dead-letter bucket.",
+                |c, _| c.parked.load(Relaxed) as f64,
+            ),
+            (
+                "kvhost_watch_resyncs_total",
+                "counter",
+                "Times a watcher started over from a snapshot.",
+                |c, _| c.resyncs.load(Relaxed) as f64,
+            ),
+            (
+                "kvhost_watch_lag_events",
+                "gauge",
+                "Changes read and not yet delivered.",
+                |c, _| c.lag_events.load(Relaxed) as f64,
+            ),
+            (
+                "kvhost_watch_lag_seconds",
+                "gauge",
+                "How long the watcher has not been caught up.",
+                |c, now| {
+                    let since = c.behind_since_micros.load(Relaxed);
+                    if since == 0 {
+                        0.0
+                    } else {
+                        now.saturating_sub(since) as f64 / 1e6
+                    }
+                },
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}")?;
+            for ((watcher, bucket), counters) in watchers.iter() {
+                let (watcher, bucket) = (escape_label(watcher), escape_label(bucket));
+                writeln!(
+                    out,
+                    "{name}{{watcher=\"{watcher}\",bucket=\"{bucket}\"}} {}",
+                    value(counters, now)
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One watcher series: name, type, help, and its value from the counters at a time.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&WatchCounters, u64) -> f64,
+);
+
+/// Microseconds since the Unix epoch.
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 impl Observer for Metrics {

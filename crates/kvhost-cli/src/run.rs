@@ -36,7 +36,7 @@ const EXIT_NOT_DURABLE: u8 = 74;
 /// Runs `kvhost run`.
 pub async fn run(args: RunArgs) -> Result<Outcome> {
     let engine = engine::engine()?;
-    let prepared = Prepared::new(&args.host, &engine, &args.component, None)?;
+    let prepared = Prepared::new(&args.host, &engine, &args.component, None, &[])?;
 
     let mut linker = Linker::<HostState>::new(&engine);
     let linker_error =

@@ -11,6 +11,9 @@ use crate::cli::ConfigArgs;
 /// The config file used when `--config` is not given, if it exists.
 pub const IMPLICIT_CONFIG: &str = "kvhost.toml";
 
+/// The change-log retention a watched bucket gets when its config sets none.
+pub const DEFAULT_WATCH_RETENTION: u64 = 100_000;
+
 /// The configuration the flags select.
 pub fn load_config(args: &ConfigArgs) -> Result<Config> {
     let implicit = Path::new(IMPLICIT_CONFIG);
@@ -31,7 +34,7 @@ pub fn load_config(args: &ConfigArgs) -> Result<Config> {
 
 /// The registry the flags select.
 pub fn open_registry(args: &ConfigArgs) -> Result<(Config, Registry)> {
-    open_registry_with(args, &[])
+    open_registry_with(args, &[], &[])
 }
 
 /// As [`open_registry`], for reading only (`kvhost kv --read-only`): writes are refused, and
@@ -46,8 +49,15 @@ pub fn open_registry_read_only(args: &ConfigArgs) -> Result<(Config, Registry)> 
 
 /// The registry the flags select, plus the buckets of `--runtime-config` and then those of
 /// `--bucket` flags (`extra`), each replacing a configured bucket of the same name.
-pub fn open_registry_with(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<(Config, Registry)> {
-    let config = configured(args, extra)?;
+/// `watched` buckets keep a change log (their own `watch_retention`, else
+/// [`DEFAULT_WATCH_RETENTION`]).
+pub fn open_registry_with(
+    args: &ConfigArgs,
+    extra: &[BucketSpec],
+    watched: &[String],
+) -> Result<(Config, Registry)> {
+    let mut config = configured(args, extra)?;
+    keep_change_logs(&mut config, watched)?;
     let registry = Registry::from_config(&config).context("cannot open the configured buckets")?;
     Ok((config, registry))
 }
@@ -70,6 +80,38 @@ fn configured(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<Config> {
         }
     }
     Ok(config)
+}
+
+/// Gives every bucket in `watched` a change log, refusing buckets that cannot have one.
+fn keep_change_logs(config: &mut Config, watched: &[String]) -> Result<()> {
+    for name in watched {
+        let names = config
+            .buckets
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(bucket) = config.buckets.get_mut(name) else {
+            return Err(anyhow!(
+                "a watcher watches bucket {name:?}, which is not configured (configured buckets: \
+                 {names})"
+            ));
+        };
+        if !matches!(
+            bucket.backend,
+            kvhost::BackendKind::Embedded | kvhost::BackendKind::Memory
+        ) {
+            return Err(anyhow!(
+                "a watcher watches bucket {name:?}, a {} bucket: watchers work on embedded and \
+                 memory buckets in this version",
+                bucket.backend.name()
+            ));
+        }
+        bucket
+            .watch_retention
+            .get_or_insert(DEFAULT_WATCH_RETENTION);
+    }
+    Ok(())
 }
 
 /// Opens a bucket with every grant, turning "no such store" into advice.

@@ -12,7 +12,7 @@ use crate::ctx::{BucketResource, CasResource, KvCtxView};
 use crate::error::HostError;
 use crate::GetManyShape;
 
-mod generated {
+pub(crate) mod generated {
     wasmtime::component::bindgen!({
         path: "../../wit/keyvalue-0.2.0-draft2",
         world: "wasi:keyvalue/imports",

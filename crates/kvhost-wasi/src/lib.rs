@@ -12,6 +12,9 @@
 //! | `fermyon:spin/key-value@2.0.0` | none: `get-keys` returns all (at most 100,000) | - | - | no |
 //! | `spin:key-value/key-value@3.0.0` (async) | none: `get-keys` streams every key, page by page | - | - | no |
 //!
+//! [`watch`] calls the handlers of a `watch-service` component (`wasi:keyvalue/watcher`),
+//! handing it the changed bucket as a real `bucket` resource.
+//!
 //! # Semantics at the boundary
 //! - A client is one component instance (one wasmtime `Store`, one [`KvCtx`]). It always reads
 //!   its own writes.
@@ -123,6 +126,7 @@ mod get_many;
 mod shared;
 pub mod spin;
 pub mod spin3;
+pub mod watch;
 
 pub use ctx::{KvCtx, KvCtxView, KvView, DRAFT_CURSORS};
 pub use get_many::GetManyShape;

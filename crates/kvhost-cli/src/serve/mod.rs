@@ -56,8 +56,25 @@ const HANDLER_EXPORTS: [&str; 2] = ["wasi:http/incoming-handler@0.2", "wasi:http
 pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     let metrics = Arc::new(Metrics::default());
     check_servable(&args.component)?;
-    let engine = engine::serving_engine(args.max_concurrency, args.host.max_memory)?;
-    let prepared = Prepared::new(&args.host, &engine, &args.component, Some(metrics.clone()))?;
+    // One instance per watcher and watched bucket, beside the app's.
+    let watcher_instances = args
+        .watchers
+        .iter()
+        .map(|spec| spec.buckets.len())
+        .sum::<usize>();
+    let watcher_instances = u32::try_from(watcher_instances).unwrap_or(u32::MAX);
+    let engine = engine::serving_engine(
+        args.max_concurrency.saturating_add(watcher_instances),
+        args.host.max_memory,
+    )?;
+    let watched = crate::watch::watched(&args.watchers);
+    let prepared = Prepared::new(
+        &args.host,
+        &engine,
+        &args.component,
+        Some(metrics.clone()),
+        &watched,
+    )?;
     let linked = link(&engine, &prepared.component, &args.component)?;
     engine::start_epoch_ticker(&engine);
 
@@ -82,6 +99,30 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
             Some(crate::admin::start(&settings, &prepared.config, registry, metrics.clone()).await?)
         }
         None => None,
+    };
+
+    let watchers = if args.watchers.is_empty() {
+        None
+    } else {
+        let cache = if args.host.no_cache {
+            None
+        } else {
+            args.host
+                .cache_dir
+                .clone()
+                .or_else(engine::default_cache_dir)
+        };
+        Some(crate::watch::start(
+            &args.watchers,
+            &crate::watch::Setting {
+                engine: &engine,
+                registry: &prepared.registry,
+                grants: &prepared.grants,
+                max_memory: args.host.max_memory,
+                cache: cache.as_deref(),
+                metrics: &metrics,
+            },
+        )?)
     };
 
     let (in_flight, mut all_done) = mpsc::channel::<()>(1);
@@ -165,6 +206,9 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
             "requests still running after --shutdown-timeout {}; exiting anyway",
             crate::units::format_duration(args.shutdown_timeout)
         );
+    }
+    if let Some(watchers) = watchers {
+        watchers.stop().await;
     }
     registry
         .flush()

@@ -1,0 +1,220 @@
+//! Watchers end to end: the Python `watch-service` guest (guests/watcher, componentize-py)
+//! run by `kvhost serve --watcher` mirrors bucket `src` into bucket `mirror` while four
+//! writers change `src` through the admin API; a kill -9 mid-run and a restart still end with
+//! `mirror == src`; a trapping handler's changes are parked and the others flow; a watcher
+//! that fell behind the retention resyncs from a snapshot.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::admin::{call, encode, token_in};
+use support::served::{runtime, serve, Served};
+
+fn config(dir: &Path, src_extra: &str) -> std::path::PathBuf {
+    let path = dir.join("kvhost.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[buckets.default]\n[buckets.src]\ndurability = \"relaxed\"\n{src_extra}\n\
+             [buckets.mirror]\ndurability = \"relaxed\"\n[buckets.dead-letters]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start(dir: &Path, config: &Path) -> (Served, SocketAddr, String) {
+    let watcher = format!("{}:src", support::guests().join("watcher.wasm").display());
+    let served = serve(
+        dir,
+        &support::guests().join("spin5.wasm"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--admin",
+            "127.0.0.1:0",
+            "--watcher",
+            &watcher,
+        ],
+    );
+    let admin = served.admin.expect("the admin address is logged");
+    let token = token_in(&dir.join("data"));
+    (served, admin, token)
+}
+
+/// Every entry of `bucket`, through the admin API's export.
+async fn entries(admin: SocketAddr, token: &str, bucket: &str) -> BTreeMap<String, String> {
+    let export = call(
+        admin,
+        Some(token),
+        "GET",
+        &format!("/api/v1/buckets/{bucket}/export"),
+        b"",
+    )
+    .await;
+    assert_eq!(export.status, 200);
+    String::from_utf8(export.body.to_vec())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                entry["key"].as_str().unwrap().to_string(),
+                entry["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Four writers, `ops` operations each, over 400 keys: sets, and deletes of keys set before.
+async fn write(admin: SocketAddr, token: &str, round: u32, ops: u32) {
+    let writers: Vec<_> = (0..4u32)
+        .map(|writer| {
+            let token = token.to_string();
+            tokio::spawn(async move {
+                for i in 0..ops {
+                    let key = format!("k/{:03}", (i * 13 + writer * 101) % 400);
+                    let path = format!("/api/v1/buckets/src/value?key={}", encode(&key));
+                    let (method, body) = if i % 4 == 3 {
+                        ("DELETE", Vec::new())
+                    } else {
+                        ("PUT", format!("{round}.{writer}.{i}").into_bytes())
+                    };
+                    let answer = call(admin, Some(&token), method, &path, &body).await;
+                    assert_eq!(answer.status, 204, "{method} {key}");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+}
+
+/// Waits until `mirror` equals `src` (keys starting with `trap/` left out), or fails after
+/// `within`.
+async fn converged(admin: SocketAddr, token: &str, within: Duration) -> BTreeMap<String, String> {
+    let started = Instant::now();
+    loop {
+        let mut src = entries(admin, token, "src").await;
+        src.retain(|key, _| !key.starts_with("trap/"));
+        let mirror = entries(admin, token, "mirror").await;
+        if src == mirror {
+            return src;
+        }
+        assert!(
+            started.elapsed() < within,
+            "mirror never caught up with src: {} keys in src, {} in mirror",
+            src.len(),
+            mirror.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[test]
+fn the_watcher_mirrors_src_through_writers_a_kill_and_a_trapping_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "");
+    let (served, admin, token) = start(dir.path(), &config);
+    let rt = runtime();
+    rt.block_on(async {
+        // The handler fails on trap/ keys: parked, while every other change flows.
+        for key in ["trap/1", "trap/2"] {
+            let path = format!("/api/v1/buckets/src/value?key={}", encode(key));
+            assert_eq!(
+                call(admin, Some(&token), "PUT", &path, b"x").await.status,
+                204
+            );
+        }
+        write(admin, &token, 1, 2500).await;
+    });
+    // Killed (-9) while the watcher is behind; restarted, it resumes from its saved position.
+    drop(served);
+    let (served, admin, token) = start(dir.path(), &config);
+    let mirrored = rt.block_on(async {
+        write(admin, &token, 2, 2500).await;
+        // The handler copies copy/ keys through the bucket it is handed.
+        let path = format!("/api/v1/buckets/src/value?key={}", encode("copy/me"));
+        assert_eq!(
+            call(admin, Some(&token), "PUT", &path, b"c").await.status,
+            204
+        );
+        let mirrored = converged(admin, &token, Duration::from_secs(240)).await;
+        let parked = entries(admin, &token, "dead-letters").await;
+        assert!(
+            parked.len() >= 2 && parked.keys().all(|key| key.starts_with("watcher/src/")),
+            "the trapping changes are parked: {parked:?}"
+        );
+        mirrored
+    });
+    assert!(mirrored.len() > 100, "{} keys", mirrored.len());
+    assert!(
+        mirrored.contains_key("copied/me"),
+        "the handler wrote through its bucket"
+    );
+    let (status, _) = served.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn a_watcher_that_fell_behind_the_retention_resyncs_from_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "watch_retention = 50\n");
+    let (served, admin, token) = start(dir.path(), &config);
+    let rt = runtime();
+    rt.block_on(async {
+        write(admin, &token, 1, 20).await;
+        converged(admin, &token, Duration::from_secs(120)).await;
+    });
+    drop(served);
+    // Without the watcher, 600 more changes: far past the retention of 50.
+    let plain = serve(
+        dir.path(),
+        &support::guests().join("spin5.wasm"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    );
+    let plain_admin = plain.admin.unwrap();
+    let plain_token = token_in(&dir.path().join("data"));
+    rt.block_on(async {
+        for i in 0..600 {
+            let path = format!(
+                "/api/v1/buckets/src/value?key={}",
+                encode(&format!("gap/{i}"))
+            );
+            assert_eq!(
+                call(plain_admin, Some(&plain_token), "PUT", &path, b"g")
+                    .await
+                    .status,
+                204
+            );
+        }
+    });
+    let (status, _) = plain.stop();
+    assert!(status.success());
+    let (served, admin, token) = start(dir.path(), &config);
+    rt.block_on(async {
+        let mirrored = converged(admin, &token, Duration::from_secs(120)).await;
+        assert!(mirrored.contains_key("gap/599"));
+        // It had a saved position, so its one resync is the fall-behind path.
+        let metrics = call(admin, Some(&token), "GET", "/api/v1/metrics", b"").await;
+        let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+        assert!(
+            text.lines()
+                .any(|line| line
+                    == "kvhost_watch_resyncs_total{watcher=\"watcher\",bucket=\"src\"} 1"),
+            "{text}"
+        );
+    });
+    let (status, _) = served.stop();
+    assert!(status.success());
+}
