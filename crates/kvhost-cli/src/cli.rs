@@ -53,10 +53,10 @@ pub enum Command {
     /// Serve the admin API and web console over the configured buckets, with no app (any
     /// backend). SIGINT or SIGTERM stops it. See docs/admin.md.
     Admin(AdminArgs),
-    /// Run a wasi:keyvalue watch-service component: its on-set / on-delete are called for
-    /// every committed change of the watched buckets, at least once, in commit order per
-    /// key, resuming where it stopped (see docs/consistency.md, "Watchers"). SIGINT or
-    /// SIGTERM stops it.
+    /// Run a wasi:keyvalue watch-service component (or the config's [[watchers]]): its
+    /// on-set / on-delete are called for every committed change of the watched buckets, at
+    /// least once, in commit order per key, resuming where it stopped (see
+    /// docs/consistency.md, "Watchers"). SIGINT or SIGTERM stops it.
     Watch(WatchArgs),
 }
 
@@ -64,12 +64,12 @@ pub enum Command {
 pub struct WatchArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// A bucket to watch (repeatable; embedded or memory). It keeps a change log
+    /// A bucket COMPONENT watches (repeatable; embedded or memory). It keeps a change log
     /// (watch_retention, default 100000 changes).
-    #[arg(long = "bucket", value_name = "NAME", required = true)]
+    #[arg(long = "bucket", value_name = "NAME", requires = "component")]
     pub buckets: Vec<String>,
     /// Deliver only changes of keys starting with PREFIX (repeatable; default: every key).
-    #[arg(long = "prefix", value_name = "PREFIX")]
+    #[arg(long = "prefix", value_name = "PREFIX", requires = "component")]
     pub prefixes: Vec<String>,
     /// Most linear memory one watcher instance may use.
     #[arg(long, value_name = "SIZE", default_value = DEFAULT_MAX_MEMORY, value_parser = parse_size)]
@@ -80,8 +80,10 @@ pub struct WatchArgs {
     /// Compile the component afresh and do not cache it.
     #[arg(long)]
     pub no_cache: bool,
-    /// The watch-service component (.wasm), exporting wasi:keyvalue/watcher@0.2.0-draft2.
-    pub component: PathBuf,
+    /// The watch-service component (.wasm), exporting wasi:keyvalue/watcher@0.2.0-draft2
+    /// (needs --bucket). Without it, the config's [[watchers]] run.
+    #[arg(requires = "buckets")]
+    pub component: Option<PathBuf>,
 }
 
 /// The default admin address of `kvhost admin`.
@@ -306,7 +308,7 @@ pub struct ServeArgs {
     pub admin_token_file: Option<PathBuf>,
     /// Run a wasi:keyvalue watch-service component beside the app, on BUCKETs (default:
     /// "default"), in this process: its handlers are called for every committed change
-    /// (repeatable; see `kvhost watch --help`).
+    /// (repeatable; the config's [[watchers]] run too; see `kvhost watch --help`).
     #[arg(long = "watcher", value_name = "COMPONENT[:BUCKET[,BUCKET]]", value_parser = crate::watch::WatcherSpec::parse)]
     pub watchers: Vec<crate::watch::WatcherSpec>,
     #[command(flatten)]

@@ -49,15 +49,21 @@ pub fn open_registry_read_only(args: &ConfigArgs) -> Result<(Config, Registry)> 
 
 /// The registry the flags select, plus the buckets of `--runtime-config` and then those of
 /// `--bucket` flags (`extra`), each replacing a configured bucket of the same name.
-/// `watched` buckets keep a change log (their own `watch_retention`, else
-/// [`DEFAULT_WATCH_RETENTION`]).
+/// `watched` buckets, and those of the config's `[[watchers]]`, keep a change log (their own
+/// `watch_retention`, else [`DEFAULT_WATCH_RETENTION`]).
 pub fn open_registry_with(
     args: &ConfigArgs,
     extra: &[BucketSpec],
     watched: &[String],
 ) -> Result<(Config, Registry)> {
     let mut config = configured(args, extra)?;
+    let from_config: Vec<String> = config
+        .watchers
+        .iter()
+        .flat_map(|watcher| watcher.buckets.clone())
+        .collect();
     keep_change_logs(&mut config, watched)?;
+    keep_change_logs(&mut config, &from_config)?;
     let registry = Registry::from_config(&config).context("cannot open the configured buckets")?;
     Ok((config, registry))
 }

@@ -218,3 +218,75 @@ fn a_watcher_that_fell_behind_the_retention_resyncs_from_a_snapshot() {
     let (status, _) = served.stop();
     assert!(status.success());
 }
+
+/// `kvhost watch` with no component runs the config's `[[watchers]]`: a new watcher starts
+/// from a snapshot, so keys written before it ran are mirrored too; SIGTERM stops it cleanly.
+#[test]
+fn kvhost_watch_runs_the_configs_watchers_from_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kvhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[buckets.src]\n[buckets.mirror]\n\n[[watchers]]\ncomponent = \"{}\"\n\
+             buckets = [\"src\"]\nprefixes = [\"keep/\"]\n",
+            support::guests().join("watcher.wasm").display()
+        ),
+    )
+    .unwrap();
+    let kv = |args: &[&str]| {
+        let mut full = vec!["--config", config.to_str().unwrap()];
+        full.extend_from_slice(args);
+        support::served::kv(dir.path(), &full)
+    };
+    for key in ["keep/1", "keep/2", "skip/3"] {
+        assert!(kv(&["set", "src", key, "v"]).status.success());
+    }
+    let mut watcher = std::process::Command::new(support::KVHOST)
+        .args(["watch", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--cache-dir")
+        .arg(support::cache_dir())
+        .env("KVHOST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = watcher.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    // The watcher holds the data dir: poll the mirror through read-only snapshots of it (one
+    // taken mid-commit may fail to read; the next one is tried).
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let held = kv(&["--read-only", "list", "mirror"]);
+        if String::from_utf8_lossy(&held.stdout) == "keep/1\nkeep/2\n" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "never mirrored: {held:?}"
+        );
+    }
+    let pid = libc::pid_t::try_from(watcher.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(watcher.wait().unwrap().success());
+    let log = lines.join().unwrap();
+    assert!(
+        log.iter()
+            .any(|line| line.contains("starting from a snapshot")),
+        "{log:?}"
+    );
+    let mirror = kv(&["list", "mirror"]);
+    assert_eq!(
+        String::from_utf8_lossy(&mirror.stdout),
+        "keep/1\nkeep/2\n",
+        "skip/3 is not watched"
+    );
+}

@@ -22,6 +22,11 @@
 //!
 //! [limits]
 //! max_key_bytes = 1024
+//!
+//! [[watchers]]                         # run by `kvhost serve` and `kvhost watch`
+//! component = "mirror.wasm"            # a wasi:keyvalue watch-service (relative to this file)
+//! buckets = ["cache"]                  # default: ["default"]
+//! prefixes = ["user/"]                 # default: every key
 //! ```
 //!
 //! Parsing is strict: an unknown key or a bad value is an error that quotes the key, the value
@@ -201,6 +206,27 @@ pub struct Config {
     pub buckets: BTreeMap<String, BucketConfig>,
     /// Size limits.
     pub limits: Limits,
+    /// The `[[watchers]]`: watch-service components and what they watch.
+    pub watchers: Vec<WatcherConfig>,
+}
+
+/// One `[[watchers]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatcherConfig {
+    /// The `watch-service` component (relative paths are taken from the config file's
+    /// directory).
+    pub component: PathBuf,
+    /// The buckets it watches.
+    #[serde(default = "default_watched")]
+    pub buckets: Vec<String>,
+    /// Only keys with one of these prefixes are delivered (empty: every key).
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+}
+
+fn default_watched() -> Vec<String> {
+    vec![DEFAULT_BUCKET.to_string()]
 }
 
 impl Default for Config {
@@ -211,6 +237,7 @@ impl Default for Config {
             allow: None,
             buckets: BTreeMap::from([(DEFAULT_BUCKET.to_string(), BucketConfig::default())]),
             limits: Limits::default(),
+            watchers: Vec::new(),
         }
     }
 }
@@ -224,6 +251,8 @@ struct RawConfig {
     buckets: BTreeMap<String, RawBucket>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    watchers: Vec<WatcherConfig>,
 }
 
 #[derive(Deserialize)]
@@ -263,6 +292,11 @@ impl Config {
         for ca_file in ca_files {
             if ca_file.is_relative() {
                 *ca_file = base.join(&*ca_file);
+            }
+        }
+        for watcher in &mut config.watchers {
+            if watcher.component.is_relative() {
+                watcher.component = base.join(&watcher.component);
             }
         }
         Ok(config)
@@ -305,6 +339,31 @@ impl Config {
         raw.limits
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
+        for (index, watcher) in raw.watchers.iter().enumerate() {
+            let key = |field: &str| format!("watchers[{index}].{field}");
+            if let Some(unknown) = watcher
+                .buckets
+                .iter()
+                .find(|name| !buckets.contains_key(*name))
+            {
+                return Err(invalid(
+                    key("buckets"),
+                    format!(
+                        "{unknown:?} is not a configured bucket (configured: {})",
+                        buckets.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            if watcher.buckets.is_empty() {
+                return Err(invalid(key("buckets"), "name at least one bucket".into()));
+            }
+            if watcher.component.as_os_str().is_empty() {
+                return Err(invalid(
+                    key("component"),
+                    "give the component's file".into(),
+                ));
+            }
+        }
         Ok(Config {
             data_dir: raw
                 .data_dir
@@ -312,6 +371,7 @@ impl Config {
             allow: raw.allow,
             buckets,
             limits: raw.limits,
+            watchers: raw.watchers,
         })
     }
 }
@@ -491,6 +551,37 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::from_toml_str(text, "kvhost.toml").map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn watchers_and_watch_retention() {
+        let config = parse(
+            "[buckets.src]\nwatch_retention = 10\n[[watchers]]\ncomponent = \"w.wasm\"\nbuckets = [\"src\"]\nprefixes = [\"a/\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.buckets["src"].watch_retention, Some(10));
+        assert_eq!(config.watchers[0].prefixes, ["a/"]);
+        let defaulted = parse("[[watchers]]\ncomponent = \"w.wasm\"\n").unwrap();
+        assert_eq!(defaulted.watchers[0].buckets, ["default"]);
+        for (text, wanted) in [
+            (
+                "[[watchers]]\ncomponent = \"w.wasm\"\nbuckets = [\"nope\"]\n",
+                "watchers[0].buckets",
+            ),
+            (
+                "[[watchers]]\ncomponent = \"w.wasm\"\nbuckets = []\n",
+                "at least one bucket",
+            ),
+            ("[[watchers]]\ncomponent = \"w.wasm\"\ncolor = 1\n", "color"),
+            ("[buckets.a]\nwatch_retention = 0\n", "at least 1"),
+            (
+                "[buckets.r]\nbackend = \"redis\"\nurl = \"redis://x\"\nwatch_retention = 5\n",
+                "watch_retention",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(wanted), "{text}: {err}");
+        }
     }
 
     #[test]

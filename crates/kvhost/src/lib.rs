@@ -63,7 +63,9 @@ mod registry;
 pub mod conformance;
 
 pub use bucket::{Bucket, CasToken, KeyPage, PageBudget, Swap};
-pub use config::{BackendKind, BucketConfig, Config, ConfigError, Durability, RedisSettings};
+pub use config::{
+    BackendKind, BucketConfig, Config, ConfigError, Durability, RedisSettings, WatcherConfig,
+};
 pub use error::{Error, Result};
 pub use handle::{BucketHandle, KeyResponse};
 pub use limits::Limits;

@@ -57,8 +57,8 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     let metrics = Arc::new(Metrics::default());
     check_servable(&args.component)?;
     // One instance per watcher and watched bucket, beside the app's.
-    let watcher_instances = args
-        .watchers
+    let configured = crate::setup::load_config(&args.host.config)?;
+    let watcher_instances = crate::watch::configured_and(&configured, &args.watchers)
         .iter()
         .map(|spec| spec.buckets.len())
         .sum::<usize>();
@@ -101,7 +101,8 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
         None => None,
     };
 
-    let watchers = if args.watchers.is_empty() {
+    let specs = crate::watch::configured_and(&prepared.config, &args.watchers);
+    let watchers = if specs.is_empty() {
         None
     } else {
         let cache = if args.host.no_cache {
@@ -113,7 +114,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
                 .or_else(engine::default_cache_dir)
         };
         Some(crate::watch::start(
-            &args.watchers,
+            &specs,
             &crate::watch::Setting {
                 engine: &engine,
                 registry: &prepared.registry,

@@ -82,6 +82,26 @@ impl WatcherSpec {
     }
 }
 
+impl From<&kvhost::WatcherConfig> for WatcherSpec {
+    fn from(watcher: &kvhost::WatcherConfig) -> Self {
+        WatcherSpec {
+            component: watcher.component.clone(),
+            buckets: watcher.buckets.clone(),
+            prefixes: watcher.prefixes.clone(),
+        }
+    }
+}
+
+/// The config's `[[watchers]]` followed by `flags`.
+pub fn configured_and(config: &kvhost::Config, flags: &[WatcherSpec]) -> Vec<WatcherSpec> {
+    config
+        .watchers
+        .iter()
+        .map(WatcherSpec::from)
+        .chain(flags.iter().cloned())
+        .collect()
+}
+
 /// Every bucket some watcher watches.
 pub fn watched(specs: &[WatcherSpec]) -> Vec<String> {
     let mut buckets: Vec<String> = specs.iter().flat_map(|spec| spec.buckets.clone()).collect();
@@ -175,16 +195,32 @@ pub fn start(specs: &[WatcherSpec], setting: &Setting<'_>) -> Result<Watchers> {
     Ok(Watchers { tasks, stop })
 }
 
-/// `kvhost watch`: runs one watcher until SIGINT or SIGTERM.
+/// `kvhost watch`: runs the watcher COMPONENT (or, without one, the config's `[[watchers]]`)
+/// until SIGINT or SIGTERM.
 pub async fn run(args: WatchArgs) -> Result<Outcome> {
-    let spec = WatcherSpec {
-        component: args.component.clone(),
-        buckets: args.buckets.clone(),
-        prefixes: args.prefixes.clone(),
-    };
+    let flagged: Vec<WatcherSpec> = args
+        .component
+        .iter()
+        .map(|component| WatcherSpec {
+            component: component.clone(),
+            buckets: args.buckets.clone(),
+            prefixes: args.prefixes.clone(),
+        })
+        .collect();
     let metrics = Arc::new(Metrics::default());
     let (config, mut registry) =
-        crate::setup::open_registry_with(&args.config, &[], &watched(std::slice::from_ref(&spec)))?;
+        crate::setup::open_registry_with(&args.config, &[], &watched(&flagged))?;
+    let specs = if flagged.is_empty() {
+        configured_and(&config, &[])
+    } else {
+        flagged
+    };
+    if specs.is_empty() {
+        return Err(anyhow!(
+            "no watcher to run: give a COMPONENT and --bucket NAME, or add [[watchers]] to \
+             kvhost.toml"
+        ));
+    }
     registry.set_observer(metrics.clone());
     let registry = Arc::new(registry);
     let engine = engine::engine()?;
@@ -195,7 +231,7 @@ pub async fn run(args: WatchArgs) -> Result<Outcome> {
         args.cache_dir.clone().or_else(engine::default_cache_dir)
     };
     let watchers = start(
-        std::slice::from_ref(&spec),
+        &specs,
         &Setting {
             engine: &engine,
             registry: &registry,
