@@ -31,17 +31,24 @@ fn value_path(bucket: &str, key: &str) -> String {
     format!("/api/v1/buckets/{bucket}/value?key={}", encode(key))
 }
 
-fn limits_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+fn limits_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("kvhost.toml");
     std::fs::write(
         &path,
-        format!(
-            "[buckets.default]\n[buckets.cache]\nbackend = \"memory\"\n\n[limits]\n\
-             max_key_bytes = 64\nmax_value_bytes = 4096\nlist_page_keys = 7\n{extra}"
-        ),
+        "[buckets.default]\n[buckets.cache]\nbackend = \"memory\"\n\n[limits]\n\
+         max_key_bytes = 64\nmax_value_bytes = 4096\nlist_page_keys = 7\n",
     )
     .unwrap();
     path
+}
+
+/// `kvhost admin` over the buckets and limits of [`limits_config`], and its token.
+fn limited_admin() -> (tempfile::TempDir, support::admin::Admin, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = limits_config(dir.path());
+    let server = admin(dir.path(), &["--config", config.to_str().unwrap()]);
+    let token = server.token();
+    (dir, server, token)
 }
 
 #[test]
@@ -117,10 +124,7 @@ fn every_api_request_needs_the_token_and_nothing_invites_other_origins() {
 
 #[test]
 fn values_are_bytes_keys_may_be_anything_and_unknowns_are_404() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = limits_config(dir.path(), "");
-    let server = admin(dir.path(), &["--config", config.to_str().unwrap()]);
-    let token = server.token();
+    let (_dir, server, token) = limited_admin();
     let token = Some(token.as_str());
     runtime().block_on(async {
         let address = server.address;
@@ -207,10 +211,7 @@ fn values_are_bytes_keys_may_be_anything_and_unknowns_are_404() {
 
 #[test]
 fn limits_apply_as_for_guests() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = limits_config(dir.path(), "");
-    let server = admin(dir.path(), &["--config", config.to_str().unwrap()]);
-    let token = server.token();
+    let (_dir, server, token) = limited_admin();
     let token = Some(token.as_str());
     runtime().block_on(async {
         let address = server.address;
@@ -257,10 +258,7 @@ fn limits_apply_as_for_guests() {
 
 #[test]
 fn export_then_import_round_trips_every_entry_by_prefix() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = limits_config(dir.path(), "");
-    let server = admin(dir.path(), &["--config", config.to_str().unwrap()]);
-    let token = server.token();
+    let (_dir, server, token) = limited_admin();
     let token = Some(token.as_str());
     runtime().block_on(async {
         let address = server.address;
@@ -392,7 +390,7 @@ fn a_token_file_gives_the_token_and_kv_uses_it_with_server() {
 #[test]
 fn kv_goes_through_a_live_serve_while_a_spin_app_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let config = limits_config(dir.path(), "");
+    let config = limits_config(dir.path());
     let app = support::guests().join("spin5.wasm");
     let served = serve(
         dir.path(),
@@ -568,7 +566,7 @@ fn serve_admin_address_is_logged_and_the_console_is_served() {
 #[test]
 fn kv_reaches_live_memory_buckets_and_ignores_a_killed_servers_file() {
     let dir = tempfile::tempdir().unwrap();
-    let config = limits_config(dir.path(), "");
+    let config = limits_config(dir.path());
     let mut server = admin(dir.path(), &["--config", config.to_str().unwrap()]);
     let token = server.token();
     runtime().block_on(async {

@@ -159,20 +159,17 @@ async fn run_local(command: KvCommand, config: &Config, registry: &Registry) -> 
             json,
             null,
         } => {
-            let bucket = open(registry, &bucket)?;
-            let mut printer = KeyPrinter::new(bucket.name(), json, null);
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = bucket
-                    .list_keys_with_prefix(&prefix, cursor.as_deref())
-                    .await
-                    .map_err(|e| op_error(bucket.name(), &e))?;
-                printer.print(&page.keys)?;
-                match page.cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
+            let bucket = &open(registry, &bucket)?;
+            let prefix = &prefix;
+            let printer = KeyPrinter::new(bucket.name(), json, null);
+            printer
+                .print_pages(|cursor| async move {
+                    bucket
+                        .list_keys_with_prefix(prefix, cursor.as_deref())
+                        .await
+                        .map_err(|e| op_error(bucket.name(), &e))
+                })
+                .await?;
             Outcome::Done
         }
         KvCommand::Export {
@@ -244,18 +241,13 @@ async fn run_remote(command: KvCommand, client: &Client) -> Result<Outcome> {
             json,
             null,
         } => {
-            let mut printer = KeyPrinter::new(&bucket, json, null);
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = client
-                    .list_page(&bucket, &prefix, cursor.as_deref())
-                    .await?;
-                printer.print(&page.keys)?;
-                match page.cursor {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
+            let (bucket, prefix) = (&bucket, &prefix);
+            let printer = KeyPrinter::new(bucket, json, null);
+            printer
+                .print_pages(|cursor| async move {
+                    client.list_page(bucket, prefix, cursor.as_deref()).await
+                })
+                .await?;
             Outcome::Done
         }
         KvCommand::Export {
@@ -349,6 +341,24 @@ impl<'a> KeyPrinter<'a> {
             json,
             null,
             warned: false,
+        }
+    }
+
+    /// Prints every page `next_page` gives for a cursor, from the first (`None`) to the one
+    /// without a cursor.
+    async fn print_pages<F, Fut>(mut self, mut next_page: F) -> Result<()>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<kvhost::KeyResponse>>,
+    {
+        let mut cursor = None;
+        loop {
+            let page = next_page(cursor.take()).await?;
+            self.print(&page.keys)?;
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(()),
+            }
         }
     }
 

@@ -45,11 +45,9 @@ pub struct RemoteBucket {
 
 /// A page of keys, as the API answers.
 #[derive(Deserialize)]
-pub struct RemotePage {
-    /// The keys.
-    pub keys: Vec<String>,
-    /// The cursor of the next page, if any.
-    pub cursor: Option<String>,
+struct RemotePage {
+    keys: Vec<String>,
+    cursor: Option<String>,
 }
 
 /// The answer to an import.
@@ -144,7 +142,7 @@ impl Client {
         bucket: &str,
         prefix: &str,
         cursor: Option<&str>,
-    ) -> Result<RemotePage> {
+    ) -> Result<kvhost::KeyResponse> {
         let mut path = format!("{}/keys?prefix={}", bucket_path(bucket), encode(prefix));
         if let Some(cursor) = cursor {
             path.push_str("&cursor=");
@@ -152,8 +150,12 @@ impl Client {
         }
         let response = self.call(Method::GET, path, empty()).await?;
         let body = ok_body(response).await?;
-        serde_json::from_slice(&body)
-            .context("the admin API answered something other than a page of keys")
+        let page: RemotePage = serde_json::from_slice(&body)
+            .context("the admin API answered something other than a page of keys")?;
+        Ok(kvhost::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
     }
 
     /// Streams the export of the entries starting with `prefix` into `write`, chunk by chunk.

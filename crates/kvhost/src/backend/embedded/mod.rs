@@ -135,23 +135,9 @@ impl EmbeddedStore {
         flush_interval: Duration,
     ) -> Result<EmbeddedBucket, OpenError> {
         let table: Arc<str> = layout::table_name(name).into();
-        let db = self
-            .inner
-            .db
-            .get(&self.inner.label)
-            .map_err(|err| open::storage(&self.inner.dir, err))?;
-        let create = || -> Result<(), redb::Error> {
-            let txn = db.begin_write()?;
+        self.create_tables(|txn| {
             txn.open_table(layout::bucket_table(&table))?;
-            txn.commit()?;
             Ok(())
-        };
-        contain(&self.inner.label, || {
-            create().map_err(|err| Error::other(err.to_string()))
-        })
-        .map_err(|err| OpenError::Storage {
-            dir: self.inner.dir.clone(),
-            message: err.to_string(),
         })?;
         let durable = durability == Durability::Immediate;
         Ok(EmbeddedBucket {
@@ -174,26 +160,34 @@ impl EmbeddedStore {
         retention: u64,
     ) -> Result<EmbeddedBucket, OpenError> {
         let mut bucket = self.bucket(name, durability, flush_interval)?;
+        self.create_tables(|txn| changes::create(txn, &bucket.table))?;
+        bucket.change_log = Some(retention.max(1));
+        Ok(bucket)
+    }
+
+    /// Runs `create` in a write transaction of its own and commits it.
+    fn create_tables(
+        &self,
+        create: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), OpenError> {
         let db = self
             .inner
             .db
             .get(&self.inner.label)
             .map_err(|err| open::storage(&self.inner.dir, err))?;
-        let create = || -> Result<(), redb::Error> {
+        let created = || -> Result<(), redb::Error> {
             let txn = db.begin_write()?;
-            changes::create(&txn, &bucket.table)?;
+            create(&txn)?;
             txn.commit()?;
             Ok(())
         };
         contain(&self.inner.label, || {
-            create().map_err(|err| Error::other(err.to_string()))
+            created().map_err(|err| Error::other(err.to_string()))
         })
         .map_err(|err| OpenError::Storage {
             dir: self.inner.dir.clone(),
             message: err.to_string(),
-        })?;
-        bucket.change_log = Some(retention.max(1));
-        Ok(bucket)
+        })
     }
 
     /// The storage error in force, if any: writes are refused until a commit succeeds again.
