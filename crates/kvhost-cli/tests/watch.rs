@@ -14,12 +14,15 @@ use std::time::{Duration, Instant};
 use support::admin::{call, encode, token_in};
 use support::served::{runtime, serve, Served};
 
+/// Buckets `src` (watched; not granted to components: the watcher is handed it), `mirror`
+/// (granted), `dead-letters`, and the Spin app's `default`.
 fn config(dir: &Path, src_extra: &str) -> std::path::PathBuf {
     let path = dir.join("kvhost.toml");
     std::fs::write(
         &path,
         format!(
-            "[buckets.default]\n[buckets.src]\ndurability = \"relaxed\"\n{src_extra}\n\
+            "allow = [\"default\", \"mirror\"]\n\
+             [buckets.default]\n[buckets.src]\ndurability = \"relaxed\"\n{src_extra}\n\
              [buckets.mirror]\ndurability = \"relaxed\"\n[buckets.dead-letters]\n"
         ),
     )

@@ -82,7 +82,7 @@ impl KvCtx {
         Ok(handle)
     }
 
-    fn reserve_bucket(&mut self) -> Result<(), HostError> {
+    pub(crate) fn reserve_bucket(&mut self) -> Result<(), HostError> {
         let limit = self.registry.limits().max_open_buckets;
         if self.open_buckets >= limit {
             return Err(HostError::TableFull(format!(
@@ -134,6 +134,21 @@ impl KvCtxView<'_> {
         identifier: &str,
     ) -> Result<Resource<BucketResource>, HostError> {
         let handle = self.ctx.open(identifier)?;
+        self.push_bucket(handle)
+    }
+
+    /// Pushes a resource for `handle`, a bucket the host hands the guest (a watcher's
+    /// bucket: the host chose it, so the grants are not asked), counted against the cap.
+    pub(crate) fn hand_over_bucket(
+        &mut self,
+        handle: BucketHandle,
+    ) -> Result<Resource<BucketResource>, HostError> {
+        self.ctx.reserve_bucket()?;
+        self.push_bucket(handle)
+    }
+
+    /// Pushes a bucket resource whose slot is reserved already.
+    fn push_bucket(&mut self, handle: BucketHandle) -> Result<Resource<BucketResource>, HostError> {
         self.table.push(BucketResource { handle }).map_err(|err| {
             self.ctx.release_bucket();
             err.into()

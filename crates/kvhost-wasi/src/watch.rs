@@ -1,9 +1,9 @@
 //! `wasi:keyvalue/watcher@0.2.0-draft2`: calling the handlers a `watch-service` component
 //! exports (`on-set`, `on-delete`).
 //!
-//! The host opens the changed bucket for the handler (a real `bucket` resource, counted
-//! against the instance's handle cap and under its grants, as `store.open` would be) and
-//! hands it over; the component owns it from then on. The component's imports are linked as
+//! The host hands the handler the changed bucket as a real `bucket` resource (counted against
+//! the instance's handle cap like one from `store.open`; the watched bucket needs no grant,
+//! the host chose it); the component owns it from then on. The component's imports are linked as
 //! for any other (`add_to_linker_for`), so a handler can read and write that bucket and open
 //! others. Link the component with [`crate::add_to_linker_for`] (and WASI), then
 //! [`WatcherPre::new`].
@@ -49,8 +49,8 @@ pub struct WatcherInstance {
 pub enum Delivered {
     /// The handler returned.
     Done,
-    /// The bucket could not be opened for the handler (not granted, or the instance holds
-    /// too many handles); the instance should be replaced.
+    /// The bucket could not be handed over (the instance holds too many handles); the
+    /// instance should be replaced.
     NotOpened(String),
 }
 
@@ -80,15 +80,15 @@ impl<T: KvView + Send + 'static> WatcherPre<T> {
 
 impl WatcherInstance {
     /// Calls `on-set(bucket, key, value)`, or `on-delete(bucket, key)` when `value` is `None`,
-    /// with `bucket` opened in `store`. An `Err` is a trap (or a host failure) of the call.
+    /// handing `bucket` over in `store`. An `Err` is a trap (or a host failure) of the call.
     pub async fn deliver<T: KvView + Send + 'static>(
         &self,
         store: &mut Store<T>,
-        bucket: &str,
+        bucket: &kvhost::BucketHandle,
         key: &str,
         value: Option<&[u8]>,
     ) -> wasmtime::Result<Delivered> {
-        let resource = match store.data_mut().kv().open_bucket(bucket) {
+        let resource = match store.data_mut().kv().hand_over_bucket(bucket.clone()) {
             Ok(resource) => resource,
             Err(HostError::Store(err)) => return Ok(Delivered::NotOpened(err.to_string())),
             Err(HostError::TableFull(message)) => return Ok(Delivered::NotOpened(message)),

@@ -327,7 +327,7 @@ impl Runner {
             .instance
             .deliver(
                 &mut current.store,
-                self.bucket.name(),
+                &self.bucket,
                 &change.key,
                 change.value.as_deref(),
             )

@@ -20,8 +20,11 @@ use crate::{counter, Bucket, CasToken, KeyPage, PageBudget, Result, Swap};
 #[derive(Debug, Default)]
 pub struct MemoryBucket {
     state: RwLock<State>,
-    /// Sent the latest version after every write, for change-feed readers.
+    /// With a change log: sent the latest version after every write, for change-feed
+    /// readers. Buckets without one never touch it.
     committed: tokio::sync::watch::Sender<u64>,
+    /// Whether this bucket keeps a change log (fixed when made).
+    logged: bool,
 }
 
 /// The change log of a memory bucket: the last `retention` changes, each at the version it
@@ -107,7 +110,10 @@ impl MemoryBucket {
     /// An empty bucket that keeps its last `retention` changes for watchers (in this
     /// process only).
     pub fn with_change_log(retention: usize) -> Self {
-        let bucket = Self::default();
+        let bucket = MemoryBucket {
+            logged: true,
+            ..Self::default()
+        };
         bucket.state.write().log = Some(ChangeLog {
             retention: retention.max(1),
             ..ChangeLog::default()
@@ -115,10 +121,12 @@ impl MemoryBucket {
         bucket
     }
 
-    /// Wakes change-feed readers after a write.
+    /// Wakes change-feed readers after a write, if this bucket keeps a log.
     fn written(&self) {
-        let seq = self.state.read().seq;
-        self.committed.send_replace(seq);
+        if self.logged {
+            let seq = self.state.read().seq;
+            self.committed.send_replace(seq);
+        }
     }
 
     fn read_changes(&self, after: Option<&[u8]>, max: usize) -> Result<ChangeRead> {
