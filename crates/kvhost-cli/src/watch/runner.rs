@@ -136,9 +136,10 @@ impl Runner {
                         }
                         self.counters.lag_events.fetch_sub(1, Relaxed);
                     }
-                    if self.save(next.clone()).await {
-                        position = Some(next);
-                    }
+                    // Even when the save fails (and says so), the walk goes on from here: the
+                    // saved position stays older, so a restart redelivers, never skips.
+                    self.save(next.clone()).await;
+                    position = Some(next);
                 }
                 Ok(ChangeRead::FellBehind) => {
                     tracing::warn!(
@@ -228,17 +229,18 @@ impl Runner {
         Ok(Some(head))
     }
 
-    async fn save(&self, position: Vec<u8>) -> bool {
-        match self
+    async fn save(&self, position: Vec<u8>) {
+        let saved = self
             .bucket
             .save_watch_position(self.name.clone(), position)
-            .await
-        {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(watcher = self.name, bucket = self.bucket.name(), "cannot save the position: {err} (changes since the last saved one will be delivered again)");
-                false
-            }
+            .await;
+        if let Err(err) = saved {
+            tracing::warn!(
+                watcher = self.name,
+                bucket = self.bucket.name(),
+                "cannot save the position: {err} (after a restart, changes since the last \
+                 saved one are delivered again)"
+            );
         }
     }
 
