@@ -533,8 +533,11 @@ impl Bucket for EmbeddedBucket {
     async fn save_watch_position(&self, watcher: String, position: Vec<u8>) -> Result<()> {
         self.logged()?;
         let key = changes::position_key(&self.table, &watcher);
-        self.write(Action::SavePosition(key, position))
-            .await
-            .map(drop)
+        let (mut job, answer) = self.job(Action::SavePosition(key, position));
+        // A position lost in a crash only means redelivery from an older one (at least
+        // once): never worth an fsync of its own. It is durable with the next durable commit.
+        job.durable = false;
+        self.queue(job)?;
+        answer.await.map_err(|_| self.stopped())?.map(drop)
     }
 }
