@@ -29,6 +29,24 @@ pub fn write_entry(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     }
 }
 
+/// Appends one page of an export of `bucket` to `out`: the entries whose key starts with
+/// `prefix`, after `cursor`; returns the cursor of the next page (`None`: that was the last).
+/// A key deleted between listing and reading is simply not exported.
+pub async fn export_page(
+    bucket: &kvhost::BucketHandle,
+    prefix: &str,
+    cursor: Option<&str>,
+    out: &mut Vec<u8>,
+) -> kvhost::Result<Option<String>> {
+    let page = bucket.list_keys_with_prefix(prefix, cursor).await?;
+    for (key, value) in bucket.get_many(page.keys).await? {
+        if let Some(value) = value {
+            write_entry(out, &key, &value);
+        }
+    }
+    Ok(page.cursor)
+}
+
 /// Reads one line (without its newline) as an entry; the error says what is wrong with it.
 pub fn read_entry(line: &str) -> Result<(String, Vec<u8>), String> {
     let entry: Line<'_> =

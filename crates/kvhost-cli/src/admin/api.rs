@@ -329,15 +329,9 @@ fn export(bucket: BucketHandle, prefix: String) -> Response<AdminBody> {
         let mut cursor: Option<String> = None;
         let mut chunk = Vec::with_capacity(EXPORT_CHUNK_BYTES);
         loop {
-            let read = async {
-                let page = bucket
-                    .list_keys_with_prefix(&prefix, cursor.as_deref())
-                    .await?;
-                let entries = bucket.get_many(page.keys).await?;
-                Ok::<_, Error>((entries, page.cursor))
-            };
-            let (entries, next) = match read.await {
-                Ok(read) => read,
+            let read = jsonl::export_page(&bucket, &prefix, cursor.as_deref(), &mut chunk).await;
+            let next = match read {
+                Ok(next) => next,
                 Err(err) => {
                     let message = format!("bucket {:?}: {err}", bucket.name());
                     tracing::warn!("admin export stopped: {message}");
@@ -345,12 +339,6 @@ fn export(bucket: BucketHandle, prefix: String) -> Response<AdminBody> {
                     return;
                 }
             };
-            // A key deleted between listing and reading is simply not exported.
-            for (key, value) in entries {
-                if let Some(value) = value {
-                    jsonl::write_entry(&mut chunk, &key, &value);
-                }
-            }
             let done = next.is_none();
             if (done || chunk.len() >= EXPORT_CHUNK_BYTES) && !chunk.is_empty() {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK_BYTES));

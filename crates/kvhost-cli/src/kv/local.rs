@@ -15,23 +15,12 @@ use crate::jsonl;
 pub async fn export(bucket: &BucketHandle, prefix: &str) -> Result<()> {
     let mut cursor: Option<String> = None;
     loop {
-        let page = bucket
-            .list_keys_with_prefix(prefix, cursor.as_deref())
-            .await
-            .map_err(|e| op_error(bucket.name(), &e))?;
-        let entries = bucket
-            .get_many(page.keys)
-            .await
-            .map_err(|e| op_error(bucket.name(), &e))?;
         let mut lines = Vec::new();
-        // A key deleted between listing and reading is simply not exported.
-        for (key, value) in entries {
-            if let Some(value) = value {
-                jsonl::write_entry(&mut lines, &key, &value);
-            }
-        }
+        let next = jsonl::export_page(bucket, prefix, cursor.as_deref(), &mut lines)
+            .await
+            .map_err(|e| op_error(bucket.name(), &e))?;
         write_stdout(|out| out.write_all(&lines))?;
-        match page.cursor {
+        match next {
             Some(next) => cursor = Some(next),
             None => return Ok(()),
         }
