@@ -64,7 +64,7 @@ pub enum Command {
 pub struct WatchArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// A bucket COMPONENT watches (repeatable; embedded or memory). It keeps a change log
+    /// A bucket COMPONENT watches (repeatable; any backend). It keeps a change log
     /// (watch_retention, default 100000 changes).
     #[arg(long = "bucket", value_name = "NAME", requires = "component")]
     pub buckets: Vec<String>,

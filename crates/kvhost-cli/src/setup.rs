@@ -88,7 +88,7 @@ fn configured(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<Config> {
     Ok(config)
 }
 
-/// Gives every bucket in `watched` a change log, refusing buckets that cannot have one.
+/// Gives every bucket in `watched` a change log, refusing buckets that are not configured.
 fn keep_change_logs(config: &mut Config, watched: &[String]) -> Result<()> {
     for name in watched {
         let names = config
@@ -103,16 +103,6 @@ fn keep_change_logs(config: &mut Config, watched: &[String]) -> Result<()> {
                  {names})"
             ));
         };
-        if !matches!(
-            bucket.backend,
-            kvhost::BackendKind::Embedded | kvhost::BackendKind::Memory
-        ) {
-            return Err(anyhow!(
-                "a watcher watches bucket {name:?}, a {} bucket: watchers work on embedded and \
-                 memory buckets in this version",
-                bucket.backend.name()
-            ));
-        }
         bucket
             .watch_retention
             .get_or_insert(DEFAULT_WATCH_RETENTION);

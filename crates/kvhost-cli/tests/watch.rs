@@ -293,3 +293,97 @@ fn kvhost_watch_runs_the_configs_watchers_from_a_snapshot() {
         "skip/3 is not watched"
     );
 }
+
+/// A running `kvhost watch` (SIGKILLed on drop).
+struct WatchProcess(std::process::Child);
+
+impl WatchProcess {
+    /// `kvhost watch --bucket src` on the Python watcher, data dir `dir/watcher`, its log
+    /// written to `log`.
+    fn start(dir: &Path, config: &Path, log: &Path) -> WatchProcess {
+        let log = std::fs::File::create(log).unwrap();
+        let child = std::process::Command::new(support::KVHOST)
+            .args(["watch", "--config", config.to_str().unwrap(), "--data-dir"])
+            .arg(dir.join("watcher"))
+            .arg("--cache-dir")
+            .arg(support::cache_dir())
+            .args(["--bucket", "src"])
+            .arg(support::guests().join("watcher.wasm"))
+            .env("KVHOST_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        WatchProcess(child)
+    }
+}
+
+impl Drop for WatchProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// On Redis, the watcher runs in its own `kvhost watch` process and the four writers go
+/// through a `kvhost admin` process whose config names no watcher (as on two machines): the
+/// writers' scripts log their changes all the same. 20,000 sets and deletes, the watcher
+/// killed (-9) after the first half and restarted: `mirror == src`, reached through the
+/// change feed alone (one snapshot at the first start, no fall-behind resync, which would
+/// hide changes that were never logged).
+fn redis_watcher_in_its_own_process(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kvhost.toml");
+    std::fs::write(
+        &config,
+        format!("allow = [\"mirror\"]\n[buckets.src]\n{backend}\n[buckets.mirror]\n{backend}\n"),
+    )
+    .unwrap();
+    let writers_dir = dir.path().join("writers");
+    std::fs::create_dir(&writers_dir).unwrap();
+    let writers = support::admin::admin(&writers_dir, &["--config", config.to_str().unwrap()]);
+    let (admin, token) = (writers.address, writers.token());
+    let logs = [
+        dir.path().join("watch-1.log"),
+        dir.path().join("watch-2.log"),
+    ];
+    let watcher = WatchProcess::start(dir.path(), &config, &logs[0]);
+    let rt = runtime();
+    rt.block_on(write(admin, &token, 1, 2500));
+    drop(watcher);
+    let watcher = WatchProcess::start(dir.path(), &config, &logs[1]);
+    let mirrored = rt.block_on(async {
+        write(admin, &token, 2, 2500).await;
+        converged(admin, &token, Duration::from_secs(240)).await
+    });
+    assert!(mirrored.len() > 100, "{} keys", mirrored.len());
+    drop(watcher);
+    let log = logs
+        .iter()
+        .map(|log| std::fs::read_to_string(log).unwrap())
+        .collect::<String>();
+    assert_eq!(
+        log.matches("starting from a snapshot").count(),
+        1,
+        "only the first start takes a snapshot: {log}"
+    );
+    assert!(!log.contains("fell behind"), "{log}");
+    let (status, _) = writers.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn a_watcher_process_mirrors_writes_other_processes_make_on_redis() {
+    let server = kvhost_testkit::shared_server();
+    redis_watcher_in_its_own_process(&format!("backend = \"redis\"\nurl = \"{}\"", server.url()));
+}
+
+#[test]
+fn a_watcher_process_mirrors_writes_other_processes_make_on_redis_cluster() {
+    let nodes = kvhost_testkit::shared_cluster()
+        .urls()
+        .iter()
+        .map(|url| format!("\"{url}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    redis_watcher_in_its_own_process(&format!("backend = \"redis-cluster\"\nnodes = [{nodes}]"));
+}

@@ -414,9 +414,6 @@ impl RawBucket {
         if !is_redis && self.tls_ca_file.is_some() {
             return Err(only("tls_ca_file", "redis and redis-cluster"));
         }
-        if is_redis && self.watch_retention.is_some() {
-            return Err(only("watch_retention", "embedded and memory"));
-        }
         if self.watch_retention == Some(0) {
             return Err((
                 "watch_retention",
@@ -563,6 +560,10 @@ mod tests {
         assert_eq!(config.watchers[0].prefixes, ["a/"]);
         let defaulted = parse("[[watchers]]\ncomponent = \"w.wasm\"\n").unwrap();
         assert_eq!(defaulted.watchers[0].buckets, ["default"]);
+        let redis =
+            parse("[buckets.r]\nbackend = \"redis\"\nurl = \"redis://x\"\nwatch_retention = 5\n")
+                .unwrap();
+        assert_eq!(redis.buckets["r"].watch_retention, Some(5));
         for (text, wanted) in [
             (
                 "[[watchers]]\ncomponent = \"w.wasm\"\nbuckets = [\"nope\"]\n",
@@ -574,10 +575,6 @@ mod tests {
             ),
             ("[[watchers]]\ncomponent = \"w.wasm\"\ncolor = 1\n", "color"),
             ("[buckets.a]\nwatch_retention = 0\n", "at least 1"),
-            (
-                "[buckets.r]\nbackend = \"redis\"\nurl = \"redis://x\"\nwatch_retention = 5\n",
-                "watch_retention",
-            ),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(wanted), "{text}: {err}");

@@ -1,7 +1,8 @@
 //! Change feeds (`kvhost::changes`) on the backends that keep change logs (memory, embedded
-//! immediate and relaxed): every committed change once, in commit order; a mirror built from
-//! the feed equals the bucket under concurrent writers; retention tells a slow reader it fell
-//! behind; positions survive a reopen (embedded).
+//! immediate and relaxed, Redis, Redis Cluster): every committed change once, in commit order
+//! per key; a mirror built from the feed equals the bucket under concurrent writers (on Redis,
+//! writers are separate clients that configure no change log, as other kvhost processes
+//! would); retention tells a slow reader it fell behind; positions survive a reopen.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use kvhost::backend::embedded::EmbeddedStore;
 use kvhost::backend::memory::MemoryBucket;
+use kvhost::backend::redis::{RedisBucket, RedisTarget};
 use kvhost::changes::ChangeRead;
 use kvhost::{Bucket, Durability};
 
@@ -66,21 +68,29 @@ async fn contents(bucket: &dyn Bucket) -> BTreeMap<String, Vec<u8>> {
     }
 }
 
-/// Four writers set, delete, increment and swap while a reader follows the feed; the mirror
-/// it builds equals the bucket, and every write's changes came in order (a key's last change
-/// is its final state).
-async fn mirror_follows_concurrent_writers(bucket: Arc<dyn Bucket>) {
+/// Four writers (on `writer`, the same bucket as `bucket` or another client of it) set, delete,
+/// increment and swap while a reader follows `bucket`'s feed; the mirror it builds equals the
+/// bucket, and every write's changes came in order (a key's last change is its final state).
+async fn mirror_follows_concurrent_writers(bucket: Arc<dyn Bucket>, writer: Arc<dyn Bucket>) {
+    // Taken first, so the log is on before the writers start.
+    let head = bucket.change_head().await.unwrap();
     let reader = {
         let bucket = Arc::clone(&bucket);
         tokio::spawn(async move {
             let mut mirror = BTreeMap::new();
-            let (_, seen) = drain(&*bucket, None, &mut mirror, Duration::from_millis(700)).await;
+            let (_, seen) = drain(
+                &*bucket,
+                Some(head),
+                &mut mirror,
+                Duration::from_millis(1500),
+            )
+            .await;
             (mirror, seen)
         })
     };
     let writers: Vec<_> = (0..4)
         .map(|w| {
-            let bucket = Arc::clone(&bucket);
+            let bucket = Arc::clone(&writer);
             tokio::spawn(async move {
                 for i in 0..500u32 {
                     let key = format!("k{}", (i * 7 + w) % 50);
@@ -120,7 +130,8 @@ async fn mirror_follows_concurrent_writers(bucket: Arc<dyn Bucket>) {
 }
 
 /// A feed from the head sees only later changes; a deleted missing key is no change; a
-/// retention of 10 tells a reader 11 changes behind that it fell behind.
+/// retention of 10 tells a reader 11 changes (of one key, so of one Redis shard) behind that
+/// it fell behind.
 async fn head_retention_and_positions(bucket: Arc<dyn Bucket>) {
     bucket.set("before".into(), b"x".to_vec()).await.unwrap();
     let head = bucket.change_head().await.unwrap();
@@ -170,8 +181,8 @@ async fn head_retention_and_positions(bucket: Arc<dyn Bucket>) {
         ChangeRead::Changes { changes, .. } => assert_eq!(changes[0].key, "woken"),
         ChangeRead::FellBehind => panic!("not behind"),
     }
-    for i in 0..11 {
-        bucket.set(format!("churn{i}"), vec![]).await.unwrap();
+    for i in 0..11u8 {
+        bucket.set("churn".into(), vec![i]).await.unwrap();
     }
     // A relaxed write reaches the log when it commits.
     bucket.flush().await.unwrap();
@@ -206,7 +217,8 @@ fn embedded(dir: &std::path::Path, durability: Durability, retention: u64) -> Ar
 #[test]
 fn memory_feeds() {
     runtime().block_on(async {
-        mirror_follows_concurrent_writers(Arc::new(MemoryBucket::with_change_log(1_000_000))).await;
+        let bucket: Arc<dyn Bucket> = Arc::new(MemoryBucket::with_change_log(1_000_000));
+        mirror_follows_concurrent_writers(Arc::clone(&bucket), bucket).await;
         head_retention_and_positions(Arc::new(MemoryBucket::with_change_log(10))).await;
     });
 }
@@ -216,7 +228,8 @@ fn embedded_feeds() {
     for durability in [Durability::Immediate, Durability::Relaxed] {
         let dir = tempfile::tempdir().unwrap();
         runtime().block_on(async {
-            mirror_follows_concurrent_writers(embedded(dir.path(), durability, 1_000_000)).await;
+            let bucket = embedded(dir.path(), durability, 1_000_000);
+            mirror_follows_concurrent_writers(Arc::clone(&bucket), bucket).await;
         });
         let dir = tempfile::tempdir().unwrap();
         runtime().block_on(head_retention_and_positions(embedded(
@@ -273,6 +286,90 @@ fn embedded_logs_are_durable_and_bounded() {
         let plain = store
             .bucket("plain", Durability::Immediate, Duration::from_millis(5))
             .unwrap();
+        let err = plain.changes(None, 1, Duration::ZERO).await.unwrap_err();
+        assert!(err.to_string().contains("watch_retention"), "{err}");
+    });
+}
+
+/// A client of Redis bucket `name` at `target`, keeping a change log of `retention` if given.
+fn redis(target: &RedisTarget, name: &str, retention: Option<u64>) -> Arc<dyn Bucket> {
+    let bucket = RedisBucket::new(name, target, Duration::from_secs(5), "test").unwrap();
+    Arc::new(match retention {
+        Some(retention) => bucket.with_change_log(retention),
+        None => bucket,
+    })
+}
+
+fn standalone() -> RedisTarget {
+    RedisTarget::Standalone {
+        url: kvhost_testkit::shared_server().url(),
+        replicas: Vec::new(),
+    }
+}
+
+fn cluster() -> RedisTarget {
+    RedisTarget::Cluster {
+        nodes: kvhost_testkit::shared_cluster().urls(),
+    }
+}
+
+#[test]
+fn redis_feeds() {
+    for (target, kind) in [(standalone(), "standalone"), (cluster(), "cluster")] {
+        runtime().block_on(async {
+            let name = format!("feed-mirror-{kind}");
+            let writer = redis(&target, &name, None);
+            mirror_follows_concurrent_writers(redis(&target, &name, Some(1_000_000)), writer).await;
+            let name = format!("feed-retention-{kind}");
+            head_retention_and_positions(redis(&target, &name, Some(10))).await;
+        });
+    }
+}
+
+/// The stream keeps its retention (split over the shards), `None` starts at the oldest change
+/// kept, and a saved position is read back by a new client (a restarted watcher).
+#[test]
+fn redis_logs_are_bounded_and_positions_kept() {
+    let server = kvhost_testkit::shared_server();
+    runtime().block_on(async {
+        let bucket = redis(&standalone(), "feed-bounded", Some(100));
+        for i in 0..1000 {
+            bucket.set(format!("k{i}"), vec![0; 10]).await.unwrap();
+        }
+        assert_eq!(server.cli(&["XLEN", "kvhost:{feed-bounded/0}:c"]), "100");
+        match bucket.changes(None, 10_000, Duration::ZERO).await.unwrap() {
+            ChangeRead::Changes { changes, .. } => {
+                assert_eq!(changes.len(), 100, "the log keeps its retention");
+                assert_eq!(changes[99].key, "k999");
+            }
+            ChangeRead::FellBehind => panic!("None starts at the oldest kept"),
+        }
+        let head = bucket.change_head().await.unwrap();
+        bucket
+            .save_watch_position("mirror".into(), head.clone())
+            .await
+            .unwrap();
+        let restarted = redis(&standalone(), "feed-bounded", Some(100));
+        assert_eq!(
+            restarted.watch_position("mirror").await.unwrap(),
+            Some(head.clone())
+        );
+        let plain = redis(&standalone(), "feed-bounded", None);
+        plain.delete("k999".into()).await.unwrap();
+        match restarted
+            .changes(Some(head), 10, Duration::ZERO)
+            .await
+            .unwrap()
+        {
+            ChangeRead::Changes { changes, .. } => assert_eq!(
+                changes,
+                [kvhost::changes::Change {
+                    key: "k999".into(),
+                    value: None
+                }]
+            ),
+            ChangeRead::FellBehind => panic!("not behind"),
+        }
         let err = plain.changes(None, 1, Duration::ZERO).await.unwrap_err();
         assert!(err.to_string().contains("watch_retention"), "{err}");
     });

@@ -228,6 +228,26 @@ impl Endpoint {
         }
     }
 
+    /// The bound on one command (the bucket's timeout).
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A new connection of its own, for a blocking command (`XREAD BLOCK`): a blocked
+    /// connection holds back every command queued behind it, so blocking never uses the shared
+    /// one. Its replies are bounded by the timeout, so a block must be shorter.
+    pub(crate) async fn dedicated(&self) -> Result<Conn> {
+        let made = match &self.target {
+            Target::Standalone(client, config) => {
+                ConnectionManager::new_with_config(client.clone(), config.clone())
+                    .await
+                    .map(Conn::Standalone)
+            }
+            Target::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
+        };
+        made.map_err(|err| self.error(&err))
+    }
+
     async fn conn(&self) -> redis::RedisResult<Conn> {
         let conn = self
             .conn

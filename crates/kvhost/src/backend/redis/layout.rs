@@ -11,9 +11,11 @@
 //! | `kvhost:{orders/7}:k:user:42`| string | the value, byte for byte (`GET` it)            |
 //! | `kvhost:{orders/7}:i`        | zset   | every key of the shard, score 0, for listing   |
 //! | `kvhost:{orders/7}:v`        | hash   | key -> version (for compare-and-swap)          |
-//! | `kvhost:{orders/7}:m`        | hash   | `seq` (version counter), `del` (last delete)   |
+//! | `kvhost:{orders/7}:m`        | hash   | `seq` (version counter), `del` (last delete), `log` (changes kept, if watched) |
+//! | `kvhost:{orders/7}:c`        | stream | the shard's changes: entry `<version>-0`, fields `k` key, `v` value (none: a delete) |
 //! | `kvhost:{orders/7}:o:ID`     | string | result of one increment/swap, kept 10 minutes  |
 //! | `kvhost:{orders}:layout`     | hash   | `format` = 1, `shards` = N (one per bucket)    |
+//! | `kvhost:{orders}:w`          | hash   | watcher name -> its saved position             |
 //!
 //! The shard of a key is FNV-1a (32 bit) of its UTF-8 bytes, modulo `shards`.
 //!
@@ -53,6 +55,11 @@ impl Layout {
     /// The Redis key holding the bucket's layout record (format and shard count).
     pub(crate) fn layout_key(bucket: &str) -> String {
         format!("kvhost:{{{}}}:layout", escape(bucket))
+    }
+
+    /// The Redis key of the hash holding the bucket's watchers' saved positions.
+    pub(crate) fn positions_key(&self) -> String {
+        format!("kvhost:{{{}}}:w", self.bucket)
     }
 
     /// How many shards the bucket has.
@@ -103,6 +110,11 @@ impl Shard {
     /// The hash holding the shard's version counter and last-delete stamp.
     pub(crate) fn meta(&self) -> String {
         format!("{}m", self.prefix)
+    }
+
+    /// The stream of the shard's changes (written only while `meta` has `log`).
+    pub(crate) fn changes(&self) -> String {
+        format!("{}c", self.prefix)
     }
 
     /// The string remembering the result of operation `id`.

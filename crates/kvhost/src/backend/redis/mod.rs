@@ -10,6 +10,8 @@
 //! * `conn`: lazily made, self-healing connections with a timeout and password-free errors;
 //! * `listing`: the exact, duplicate-free merge of the shards' sorted key indexes;
 //! * `replicas`: read routing that keeps read-your-writes while replicas lag;
+//! * `changes` and `wait`: the change feed of a watched bucket (a stream per shard, written by
+//!   the scripts) and waiting for it with blocking reads;
 //! * `setup`: [`RedisBucket::from_config`], the one way from settings to a bucket, and its
 //!   typed error.
 //!
@@ -19,12 +21,14 @@
 //! reads go to masters. Batches are atomic on a standalone server (one shard, one script) and
 //! atomic per shard on a cluster.
 
+mod changes;
 mod conn;
 mod layout;
 mod listing;
 mod replicas;
 mod scripts;
 mod setup;
+mod wait;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +39,7 @@ use futures_util::future::try_join_all;
 use redis::Value;
 use tokio::sync::OnceCell;
 
+use crate::changes::ChangeRead;
 use crate::cursor::ordered_position;
 use crate::{counter, Bucket, CasToken, Error, KeyPage, PageBudget, Result, Swap};
 use conn::Endpoint;
@@ -104,6 +109,9 @@ pub struct RedisBucket {
     replicas: Option<Arc<Replicas>>,
     cluster: bool,
     layout: OnceCell<Layout>,
+    /// Changes kept for watchers (`watch_retention`), if this bucket keeps a change log.
+    change_log: Option<u64>,
+    waiters: std::sync::OnceLock<wait::Waiters>,
 }
 
 impl std::fmt::Debug for RedisBucket {
@@ -159,7 +167,26 @@ impl RedisBucket {
             replicas,
             cluster,
             layout: OnceCell::new(),
+            change_log: None,
+            waiters: std::sync::OnceLock::new(),
         })
+    }
+
+    /// This bucket keeping a change log of the last `retention` changes, written by every
+    /// kvhost process that writes the bucket (see [`crate::changes`]). The log is turned on in
+    /// Redis when the bucket is first used, and stays on for every process.
+    #[must_use]
+    pub fn with_change_log(mut self, retention: u64) -> Self {
+        self.change_log = Some(retention.max(1));
+        self
+    }
+
+    /// The layout of a bucket with a change log; the "no change log" error otherwise.
+    async fn watched_layout(&self) -> Result<&Layout> {
+        match self.change_log {
+            Some(_) => self.layout().await,
+            None => Err(crate::changes::no_change_log()),
+        }
     }
 
     /// The bucket's layout, read from (or first written to) its layout record.
@@ -191,7 +218,11 @@ impl RedisBucket {
                         layout::FORMAT
                     )));
                 }
-                Ok(Layout::new(&self.name, stored))
+                let layout = Layout::new(&self.name, stored);
+                if let Some(retention) = self.change_log {
+                    changes::enable(&self.primary, &layout, retention).await?;
+                }
+                Ok(layout)
             })
             .await
     }
@@ -225,7 +256,7 @@ impl RedisBucket {
         }
     }
 
-    /// Runs a write script on one shard: KEYS = index, versions, meta, then `extra`.
+    /// Runs a write script on one shard: KEYS = index, versions, meta, changes, then `extra`.
     async fn write<T: redis::FromRedisValue + Send>(
         &self,
         script: &redis::Script,
@@ -239,7 +270,8 @@ impl RedisBucket {
                 invocation
                     .key(shard.index())
                     .key(shard.versions())
-                    .key(shard.meta());
+                    .key(shard.meta())
+                    .key(shard.changes());
                 for key in extra_keys {
                     invocation.key(key);
                 }
@@ -463,6 +495,32 @@ impl Bucket for RedisBucket {
         .await;
         self.wrote(keys.iter().map(String::as_str));
         result.map(drop)
+    }
+
+    async fn changes(
+        &self,
+        after: Option<Vec<u8>>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<ChangeRead> {
+        let layout = self.watched_layout().await?;
+        let waiters = self
+            .waiters
+            .get_or_init(|| wait::Waiters::new(Arc::clone(&self.primary), layout));
+        changes::read_or_wait(&self.primary, layout, waiters, after, max, wait).await
+    }
+
+    async fn change_head(&self) -> Result<Vec<u8>> {
+        changes::head(&self.primary, self.watched_layout().await?).await
+    }
+
+    async fn watch_position(&self, watcher: &str) -> Result<Option<Vec<u8>>> {
+        changes::saved_position(&self.primary, self.watched_layout().await?, watcher).await
+    }
+
+    async fn save_watch_position(&self, watcher: String, position: Vec<u8>) -> Result<()> {
+        let layout = self.watched_layout().await?;
+        changes::save_position(&self.primary, layout, watcher, position).await
     }
 }
 

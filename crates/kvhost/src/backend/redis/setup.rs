@@ -87,6 +87,10 @@ impl RedisBucket {
             timeout: settings.timeout,
             tls_root_ca,
         };
-        RedisBucket::new(name, &target, options, &format!("buckets.{name}"))
+        let redis = RedisBucket::new(name, &target, options, &format!("buckets.{name}"))?;
+        Ok(match bucket.watch_retention {
+            Some(retention) => redis.with_change_log(retention),
+            None => redis,
+        })
     }
 }
