@@ -3,7 +3,8 @@ bucket "mirror" (run by crates/kvhost-cli/tests/watch.rs).
 
 - on-set writes the value to "mirror" under the same key; on-delete deletes it there;
 - a key starting with "copy/" is also copied, through the bucket the host hands over, to
-  "copied/<rest>" in the watched bucket itself (the handler's bucket is a real one);
+  "copied/<rest>" in the watched bucket itself: read back with get and written with set
+  (the handler's bucket is a real one);
 - a key starting with "trap/" makes the handler fail (a trap), so the host retries and then
   parks the event.
 """
@@ -26,7 +27,7 @@ class Watcher(exports.Watcher):
         if key.startswith("trap/"):
             raise RuntimeError(f"refusing {key}")
         if key.startswith("copy/"):
-            bucket.set("copied/" + key[len("copy/"):], value)
+            bucket.set("copied/" + key[len("copy/"):], bucket.get(key))
         mirror().set(key, value)
 
     def on_delete(self, bucket, key):

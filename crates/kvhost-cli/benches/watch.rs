@@ -4,14 +4,16 @@
 //!
 //! ```text
 //! cargo bench -p kvhost-cli --bench watch            # add `-- --quick` for one short round
+//! cargo bench -p kvhost-cli --bench watch -- redis   # only these rows (immediate, relaxed, redis)
 //! ```
 //!
 //! The spin-sdk 5.0.0 app (guests/spinp3) takes `PUT /kv/KEY` from 4 keep-alive clients and
-//! writes bucket `default` (embedded, `immediate` or `relaxed`); `kvhost serve` runs it
+//! writes bucket `default` (embedded `immediate` or `relaxed`, or a loopback `redis-server`
+//! started by the bench, emptied before every run); `kvhost serve` runs it
 //! without a watcher (the anchor) and with `--watcher watcher.wasm:default` (guests/watcher,
 //! which copies every change into bucket `mirror`, `relaxed`: how durable a handler's own
 //! writes are is the handler's business, and one handler writing durably is bounded by one
-//! fsync per change). For each durability of `default`:
+//! fsync per change). For each kind of `default`:
 //! - writes/s with and without the watcher (target: the watcher costs writers <= 10%);
 //! - events/s: changes delivered from the start of the writes until a sentinel written last
 //!   reaches `mirror`;
@@ -37,14 +39,12 @@ fn write(client: usize, sequence: u64) -> (&'static str, String, Vec<u8>) {
     ("PUT", key, format!("v{sequence}").into_bytes())
 }
 
-fn start(dir: &Path, durability: &str, watcher: bool) -> (Served, SocketAddr, String) {
+/// Serves the app with `[buckets.default]` holding `default` (and a watcher if `watcher`).
+fn start(dir: &Path, default: &str, watcher: bool) -> (Served, SocketAddr, String) {
     let config = dir.join("kvhost.toml");
     std::fs::write(
         &config,
-        format!(
-            "[buckets.default]\ndurability = \"{durability}\"\n[buckets.mirror]\n\
-             durability = \"relaxed\"\n"
-        ),
+        format!("[buckets.default]\n{default}\n[buckets.mirror]\ndurability = \"relaxed\"\n"),
     )
     .expect("config written");
     let watcher_spec = format!("{}:default", support::guest("watcher").display());
@@ -90,19 +90,38 @@ fn main() {
     println!("watcher benchmark: {CLIENTS} clients writing through the spin-sdk 5.0.0 app, {rounds} round(s) of {seconds} s, medians");
     println!("| bucket | writes/s, no watcher (anchor) | writes/s, with watcher | ratio | events/s delivered | write -> handler p50 | p99 |");
     println!("|---|---|---|---|---|---|---|");
-    for durability in ["immediate", "relaxed"] {
+    let redis = kvhost_testkit::RedisServer::start();
+    let kinds = [
+        ("immediate", "durability = \"immediate\"".to_string()),
+        ("relaxed", "durability = \"relaxed\"".to_string()),
+        (
+            "redis",
+            format!("backend = \"redis\"\nurl = \"{}\"", redis.url()),
+        ),
+    ];
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    for (kind, default) in &kinds {
+        if !only.is_empty() && !only.iter().any(|wanted| wanted == kind) {
+            continue;
+        }
         let (mut plain, mut watched, mut events, mut latencies) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
+            // A watched Redis bucket keeps logging (see docs/consistency.md): start clean.
+            redis.cli(&["FLUSHALL"]);
             let dir = tempfile::tempdir().expect("temp dir");
-            let (served, _, _) = start(dir.path(), durability, false);
+            let (served, _, _) = start(dir.path(), default, false);
             let report = rt.block_on(load(served.address, CLIENTS, duration, write));
             assert_eq!(report.failed, 0, "{:?}", report.errors);
             plain.push(report.rps());
             drop(served);
 
+            redis.cli(&["FLUSHALL"]);
             let dir = tempfile::tempdir().expect("temp dir");
-            let (served, admin, token) = start(dir.path(), durability, true);
+            let (served, admin, token) = start(dir.path(), default, true);
             let address = served.address;
             let (rps, delivered, samples) = rt.block_on(async {
                 let started = Instant::now();
@@ -150,7 +169,7 @@ fn main() {
         );
         latencies.sort();
         println!(
-            "| {durability} | {plain:.0} | {watched:.0} | {:.2}x | {events:.0} | {:.2} ms | {:.2} ms |",
+            "| {kind} | {plain:.0} | {watched:.0} | {:.2}x | {events:.0} | {:.2} ms | {:.2} ms |",
             watched / plain,
             percentile(&latencies, 50).as_secs_f64() * 1e3,
             percentile(&latencies, 99).as_secs_f64() * 1e3,

@@ -29,8 +29,14 @@ use wasmtime_wasi::WasiCtx;
 use crate::host::{new_store, HostState};
 use crate::metrics::{now_micros, WatchCounters};
 
-/// Changes read from the feed at a time (and delivered before the position is saved).
+/// Changes read from the feed at a time (and delivered before the position moves past them).
 const BATCH: usize = 256;
+/// The position is saved once this many changes were delivered since the last save, ...
+const SAVE_AFTER_CHANGES: usize = BATCH;
+/// ... or this long after it, or when the watcher is caught up or stops: a crash redelivers
+/// at most this much, and a watcher that keeps up with its writers (small batches) does not
+/// pay a save per change.
+const SAVE_AFTER: Duration = Duration::from_millis(250);
 /// How long one read waits for a change.
 const POLL: Duration = Duration::from_secs(1);
 /// Deliveries of one change before it is parked.
@@ -82,6 +88,26 @@ struct Live {
     events: u32,
 }
 
+/// What was delivered since the position was last saved.
+struct Unsaved {
+    changes: usize,
+    since: tokio::time::Instant,
+}
+
+impl Unsaved {
+    fn new() -> Self {
+        Unsaved {
+            changes: 0,
+            since: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Whether the position should be saved now.
+    fn due(&self) -> bool {
+        self.changes >= SAVE_AFTER_CHANGES || self.since.elapsed() >= SAVE_AFTER
+    }
+}
+
 impl Runner {
     /// Runs until kvhost stops (the change in hand is finished first, or redelivered later).
     pub async fn run(mut self) {
@@ -111,15 +137,18 @@ impl Runner {
                 }
             }
         };
+        let mut unsaved = Unsaved::new();
         while !*self.stopping.borrow() {
             let read = tokio::select! {
                 read = self.bucket.changes(position.clone(), BATCH, POLL) => read,
-                _ = self.stopping.changed() => return,
+                _ = self.stopping.changed() => break,
             };
             match read {
                 Ok(ChangeRead::Changes { changes, next }) => {
                     if changes.is_empty() {
                         self.counters.behind_since_micros.store(0, Relaxed);
+                        // Caught up: a good moment to save.
+                        self.save_unsaved(&mut unsaved, &position).await;
                         continue;
                     }
                     if self.counters.behind_since_micros.load(Relaxed) == 0 {
@@ -132,14 +161,19 @@ impl Runner {
                         .store(changes.len() as u64, Relaxed);
                     for change in &changes {
                         if !self.delivered(&mut live, change).await {
-                            return; // Stopping: the batch is redelivered from `position`.
+                            // Stopping: the batch is redelivered from `position`.
+                            break;
                         }
                         self.counters.lag_events.fetch_sub(1, Relaxed);
                     }
-                    // Even when the save fails (and says so), the walk goes on from here: the
-                    // saved position stays older, so a restart redelivers, never skips.
-                    self.save(next.clone()).await;
+                    if *self.stopping.borrow() {
+                        break;
+                    }
                     position = Some(next);
+                    unsaved.changes += changes.len();
+                    if unsaved.due() {
+                        self.save_unsaved(&mut unsaved, &position).await;
+                    }
                 }
                 Ok(ChangeRead::FellBehind) => {
                     tracing::warn!(
@@ -149,7 +183,10 @@ impl Runner {
                          a snapshot; deletes in the gap are not delivered"
                     );
                     match self.resync(&mut live).await {
-                        Some(head) => position = Some(head),
+                        Some(head) => {
+                            position = Some(head);
+                            unsaved = Unsaved::new();
+                        }
                         None => return,
                     }
                 }
@@ -163,6 +200,18 @@ impl Runner {
                 }
             }
         }
+        // Stopping: keep what was delivered in whole batches.
+        self.save_unsaved(&mut unsaved, &position).await;
+    }
+
+    /// Saves `position` if changes were delivered since the last save.
+    async fn save_unsaved(&self, unsaved: &mut Unsaved, position: &Option<Vec<u8>>) {
+        if let (true, Some(position)) = (unsaved.changes > 0, position) {
+            // Even when the save fails (and says so), the walk goes on: the saved position
+            // stays older, so a restart redelivers, never skips.
+            self.save(position.clone()).await;
+        }
+        *unsaved = Unsaved::new();
     }
 
     /// Delivers every present key (with the prefix) as `on-set`, from the head taken first;

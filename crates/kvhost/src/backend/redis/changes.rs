@@ -107,6 +107,9 @@ pub(crate) async fn read_or_wait(
     wait: Duration,
 ) -> Result<ChangeRead> {
     let deadline = tokio::time::Instant::now() + wait;
+    if layout.shards() == 1 {
+        return read_only_shard(endpoint, layout, waiters, after, max, deadline).await;
+    }
     loop {
         let mut signal = waiters.subscribe();
         let answer = read(endpoint, layout, after.as_deref(), max).await?;
@@ -122,6 +125,41 @@ pub(crate) async fn read_or_wait(
             return Ok(answer);
         }
         after = Some(next.clone());
+    }
+}
+
+/// [`read_or_wait`] for a bucket of one shard: one blocking read straight from the reader's
+/// version answers (see `wait`); the script reads only when that read ends with nothing, or
+/// with something it cannot vouch for.
+async fn read_only_shard(
+    endpoint: &Endpoint,
+    layout: &Layout,
+    waiters: &Waiters,
+    mut after: Option<Vec<u8>>,
+    max: usize,
+    deadline: tokio::time::Instant,
+) -> Result<ChangeRead> {
+    loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let (Some(position), false) = (&after, remaining.is_zero()) {
+            let version = decode(position, 1)?[0];
+            if let Some(entries) = waiters.next_in_only_shard(version, max, remaining).await? {
+                let last = entries.last().map_or(version, |(version, _)| *version);
+                return Ok(ChangeRead::Changes {
+                    changes: entries.into_iter().map(|(_, change)| change).collect(),
+                    next: encode([last]),
+                });
+            }
+        }
+        let answer = read(endpoint, layout, after.as_deref(), max).await?;
+        match &answer {
+            ChangeRead::Changes { changes, next }
+                if changes.is_empty() && tokio::time::Instant::now() < deadline =>
+            {
+                after = Some(next.clone());
+            }
+            _ => return Ok(answer),
+        }
     }
 }
 

@@ -220,12 +220,17 @@ impl Endpoint {
         match tokio::time::timeout(self.timeout, attempt).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(self.error(&err)),
-            Err(_) => Err(Error::other(format!(
-                "redis unavailable: no answer from {} within {} ms (the bucket's timeout_ms)",
-                self.label,
-                self.timeout.as_millis()
-            ))),
+            Err(_) => Err(self.timed_out()),
         }
+    }
+
+    /// The error of a command that got no answer within the timeout.
+    pub(crate) fn timed_out(&self) -> Error {
+        Error::other(format!(
+            "redis unavailable: no answer from {} within {} ms (the bucket's timeout_ms)",
+            self.label,
+            self.timeout.as_millis()
+        ))
     }
 
     /// The bound on one command (the bucket's timeout).

@@ -1,6 +1,12 @@
 //! Waiting for a Redis bucket's next change with blocking reads (`XREAD BLOCK`).
 //!
-//! A reader that found nothing new arms [`Waiters`] with its position and waits for the
+//! A bucket of one shard (a standalone server) is read with one blocking read straight from
+//! the reader's version ([`Waiters::next_in_only_shard`]): it answers at once when changes
+//! are there and otherwise when the first one comes, and because stream ids are consecutive
+//! versions, a first entry that is the next version proves nothing was cut.
+//!
+//! A bucket of many shards (a cluster) cannot be read that way (`XREAD` takes keys of one
+//! slot). A reader that found nothing new arms [`Waiters`] with its position and waits for the
 //! bucket's signal. Each shard then has one task blocked in `XREAD` on its own connection
 //! (a blocked connection holds back everything queued behind it; a cluster shard lives in its
 //! own slot and `XREAD` takes keys of one slot) from the reader's version in that shard. The
@@ -22,6 +28,8 @@ use tokio::sync::watch;
 
 use super::conn::{Conn, Endpoint};
 use super::layout::Layout;
+use crate::changes::Change;
+use crate::Result;
 
 /// The longest one `XREAD` blocks (shorter when the bucket's timeout is short).
 const LONGEST_BLOCK: Duration = Duration::from_secs(1);
@@ -32,6 +40,9 @@ const AFTER_FAILURE: Duration = Duration::from_millis(100);
 pub(crate) struct Waiters {
     shared: Arc<Shared>,
     shards: Vec<Arc<ShardWaiter>>,
+    /// Dedicated connections free for [`Waiters::next_in_only_shard`] (one per concurrent
+    /// reader).
+    idle: Mutex<Vec<Conn>>,
 }
 
 struct Shared {
@@ -79,7 +90,53 @@ impl Waiters {
                     })
                 })
                 .collect(),
+            idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The longest one blocking read may block, within the bucket's timeout.
+    fn block(&self) -> Duration {
+        block_for(&self.shared.endpoint)
+    }
+
+    /// For a bucket of one shard: up to `max` changes after version `after`, as (version,
+    /// change) in order, waiting up to `wait` (at most one block) for the first. `None`: none
+    /// came, or the first one is not the next version (changes were cut, or made before the
+    /// log was on): the caller reads with the script, which tells which.
+    pub(crate) async fn next_in_only_shard(
+        &self,
+        after: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Option<Vec<(u64, Change)>>> {
+        let endpoint = &self.shared.endpoint;
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => endpoint.dedicated().await?,
+        };
+        let block = wait.min(self.block());
+        let reply = xread(&mut conn, &self.shards[0].stream, after, max, block);
+        // Dropped mid-read (the caller gave up), the connection stays blocked on the server:
+        // then it is not put back, and closes.
+        let reply = match tokio::time::timeout(block + endpoint.timeout(), reply).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(err)) => return Err(endpoint.error(&err)),
+            Err(_) => return Err(endpoint.timed_out()),
+        };
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        let entries = entries(&reply).ok_or_else(|| super::bad_reply("XREAD"))?;
+        Ok(match entries.first() {
+            Some((version, _)) if *version == after + 1 => Some(entries),
+            _ => None,
+        })
     }
 
     /// A receiver of the signal; subscribe before the read that decides to wait, so a change
@@ -141,39 +198,84 @@ impl ShardWaiter {
             Some(conn) => conn,
             None => slot.insert(endpoint.dedicated().await.map_err(drop)?),
         };
-        let block = (endpoint.timeout() / 2).clamp(Duration::from_millis(10), LONGEST_BLOCK);
-        let mut xread = redis::cmd("XREAD");
-        xread
-            .arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(u64::try_from(block.as_millis()).unwrap_or(1000))
-            .arg("STREAMS")
-            .arg(&self.stream)
-            .arg(format!("{after}-0"));
-        let reply = xread.query_async::<Value>(conn);
+        let block = block_for(endpoint);
+        let reply = xread(conn, &self.stream, after, 1, block);
         match tokio::time::timeout(block + endpoint.timeout(), reply).await {
             Ok(Ok(Value::Nil)) => Ok(None),
-            Ok(Ok(value)) => first_version(&value).map(Some).ok_or(()),
+            Ok(Ok(value)) => entries(&value)
+                .and_then(|entries| entries.first().map(|(version, _)| *version))
+                .map(Some)
+                .ok_or(()),
             _ => Err(()),
         }
     }
 }
 
-/// The version of the first entry in an `XREAD` reply:
-/// `[[stream, [[id, fields], ...]], ...]`, ids `<version>-0`.
-fn first_version(reply: &Value) -> Option<u64> {
-    let first = |value: &Value| match value {
-        Value::Array(items) => items.first().cloned(),
-        _ => None,
+/// The longest one blocking read on `endpoint` may block: half its timeout, at most
+/// [`LONGEST_BLOCK`].
+fn block_for(endpoint: &Endpoint) -> Duration {
+    (endpoint.timeout() / 2).clamp(Duration::from_millis(10), LONGEST_BLOCK)
+}
+
+/// `XREAD COUNT max BLOCK block STREAMS stream <after>-0` on `conn`.
+async fn xread(
+    conn: &mut Conn,
+    stream: &str,
+    after: u64,
+    max: usize,
+    block: Duration,
+) -> redis::RedisResult<Value> {
+    redis::cmd("XREAD")
+        .arg("COUNT")
+        .arg(max.max(1))
+        .arg("BLOCK")
+        .arg(u64::try_from(block.as_millis()).unwrap_or(1000).max(1))
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(format!("{after}-0"))
+        .query_async(conn)
+        .await
+}
+
+/// The entries of an `XREAD` reply on one stream, as (version, change): the reply is nil (no
+/// entry) or `[[stream, [[id, [field, value, ...]], ...]]]`, ids `<version>-0`, fields `k`
+/// (key) and `v` (value; none for a delete). `None`: another shape.
+fn entries(reply: &Value) -> Option<Vec<(u64, Change)>> {
+    let streams = match reply {
+        Value::Nil => return Some(Vec::new()),
+        Value::Array(streams) => streams,
+        _ => return None,
     };
-    let stream = first(reply)?;
-    let Value::Array(stream) = stream else {
+    let Some(Value::Array(stream)) = streams.first() else {
+        return Some(Vec::new());
+    };
+    let Some(Value::Array(items)) = stream.get(1) else {
         return None;
     };
-    let entry = first(stream.get(1)?)?;
-    let id: String = redis::from_redis_value_ref(&first(&entry)?).ok()?;
-    id.split_once('-')?.0.parse().ok()
+    items
+        .iter()
+        .map(|item| {
+            let Value::Array(item) = item else {
+                return None;
+            };
+            let id: String = redis::from_redis_value_ref(item.first()?).ok()?;
+            let version = id.split_once('-')?.0.parse().ok()?;
+            let Some(Value::Array(fields)) = item.get(1) else {
+                return None;
+            };
+            let (mut key, mut value) = (None, None);
+            for pair in fields.chunks_exact(2) {
+                let name: Vec<u8> = redis::from_redis_value_ref(&pair[0]).ok()?;
+                let field: Vec<u8> = redis::from_redis_value_ref(&pair[1]).ok()?;
+                match name.as_slice() {
+                    b"k" => key = Some(String::from_utf8(field).ok()?),
+                    b"v" => value = Some(field),
+                    _ => {}
+                }
+            }
+            Some((version, Change { key: key?, value }))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -181,17 +283,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_version_of_an_xread_reply() {
+    fn xread_replies_become_changes() {
         let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
         let reply = Value::Array(vec![Value::Array(vec![
             bulk("kvhost:{b/0}:c"),
-            Value::Array(vec![Value::Array(vec![
-                bulk("42-0"),
-                Value::Array(vec![bulk("k"), bulk("key")]),
-            ])]),
+            Value::Array(vec![
+                Value::Array(vec![
+                    bulk("42-0"),
+                    Value::Array(vec![bulk("k"), bulk("key"), bulk("v"), bulk("value")]),
+                ]),
+                Value::Array(vec![
+                    bulk("43-0"),
+                    Value::Array(vec![bulk("k"), bulk("key")]),
+                ]),
+            ]),
         ])]);
-        assert_eq!(first_version(&reply), Some(42));
-        assert_eq!(first_version(&Value::Array(vec![])), None);
-        assert_eq!(first_version(&bulk("junk")), None);
+        let change = |value: Option<&[u8]>| Change {
+            key: "key".into(),
+            value: value.map(<[u8]>::to_vec),
+        };
+        assert_eq!(
+            entries(&reply),
+            Some(vec![(42, change(Some(b"value"))), (43, change(None))])
+        );
+        assert_eq!(entries(&Value::Nil), Some(vec![]));
+        assert_eq!(entries(&bulk("junk")), None);
     }
 }
