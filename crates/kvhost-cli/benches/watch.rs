@@ -84,7 +84,7 @@ fn percentile(sorted: &[Duration], percent: usize) -> Duration {
 
 fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
-    let (rounds, seconds) = if quick { (1, 2) } else { (3, 5) };
+    let (rounds, seconds) = if quick { (1, 2) } else { (5, 5) };
     let duration = Duration::from_secs(seconds);
     let rt = runtime();
     println!("watcher benchmark: {CLIENTS} clients writing through the spin-sdk 5.0.0 app, {rounds} round(s) of {seconds} s, medians");

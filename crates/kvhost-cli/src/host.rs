@@ -131,6 +131,13 @@ pub struct HostState {
     pub memory_cap: MemoryCap,
 }
 
+impl HostState {
+    /// The bucket handles the guest holds open.
+    pub fn open_buckets(&self) -> usize {
+        self.kv.open_buckets()
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {

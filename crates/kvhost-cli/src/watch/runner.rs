@@ -39,13 +39,19 @@ const SAVE_AFTER_CHANGES: usize = BATCH;
 const SAVE_AFTER: Duration = Duration::from_millis(250);
 /// How long one read waits for a change.
 const POLL: Duration = Duration::from_secs(1);
+/// After a batch that did not fill, the pause before the next read: a watcher keeping up
+/// with busy writers then reads changes a few at a time instead of one by one (each read
+/// costs a wake-up and a feed read, CPU the writers share); a change after a quiet spell is
+/// still delivered at once.
+const LINGER: Duration = Duration::from_millis(2);
 /// Deliveries of one change before it is parked.
 const ATTEMPTS: u32 = 4;
 /// The first retry's wait; each later one doubles it.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// Changes one instance handles before a fresh one replaces it (bounds what a handler that
-/// never drops its bucket handles can hold).
-const EVENTS_PER_INSTANCE: u32 = 1000;
+/// Changes one instance handles before a fresh one replaces it (bounds what a guest's heap
+/// can accumulate). Instantiating a Python guest costs milliseconds, so a well-behaved
+/// handler keeps its instance a long while.
+const EVENTS_PER_INSTANCE: u32 = 100_000;
 
 /// What every runner of one watcher component shares.
 pub struct Shared {
@@ -173,6 +179,9 @@ impl Runner {
                     unsaved.changes += changes.len();
                     if unsaved.due() {
                         self.save_unsaved(&mut unsaved, &position).await;
+                    }
+                    if changes.len() < BATCH {
+                        tokio::time::sleep(LINGER).await;
                     }
                 }
                 Ok(ChangeRead::FellBehind) => {
@@ -341,10 +350,12 @@ impl Runner {
     }
 
     async fn deliver_once(&self, live: &mut Option<Live>, change: &Change) -> Result<(), String> {
-        if live
-            .as_ref()
-            .is_none_or(|live| live.events >= EVENTS_PER_INSTANCE)
-        {
+        // A handler that keeps the buckets it is handed would reach the handle cap: its
+        // instance is replaced once it holds half of it.
+        let max_held = self.shared.registry.limits().max_open_buckets / 2;
+        if live.as_ref().is_none_or(|live| {
+            live.events >= EVENTS_PER_INSTANCE || live.store.data().open_buckets() > max_held
+        }) {
             *live = None;
             let shared = &self.shared;
             let mut store = new_store(
