@@ -6,13 +6,16 @@ bucket "mirror" (run by crates/kvhost-cli/tests/watch.rs).
   "copied/<rest>" in the watched bucket itself: read back with get and written with set
   (the handler's bucket is a real one);
 - a key starting with "trap/" makes the handler fail (a trap), so the host retries and then
-  parks the event.
+  parks the event;
+- for a key starting with "hoard/" the handler keeps the bucket it was handed (a leak the
+  host must survive: it replaces an instance before it holds too many handles).
 """
 
 from wit_world import exports
 from wit_world.imports import store
 
 _mirror = None
+_hoard = []
 
 
 def mirror():
@@ -26,6 +29,8 @@ class Watcher(exports.Watcher):
     def on_set(self, bucket, key, value):
         if key.startswith("trap/"):
             raise RuntimeError(f"refusing {key}")
+        if key.startswith("hoard/"):
+            _hoard.append(bucket)
         if key.startswith("copy/"):
             bucket.set("copied/" + key[len("copy/"):], bucket.get(key))
         mirror().set(key, value)

@@ -389,3 +389,37 @@ fn a_watcher_process_mirrors_writes_other_processes_make_on_redis_cluster() {
         .join(", ");
     redis_watcher_in_its_own_process(&format!("backend = \"redis-cluster\"\nnodes = [{nodes}]"));
 }
+
+/// A handler that keeps every bucket it is handed (`hoard/` keys) would run into the handle
+/// cap (16 here) and fail; its instance is replaced once it holds half the cap, so every
+/// change is delivered the first time: no retry, nothing parked.
+#[test]
+fn a_handler_that_keeps_its_buckets_gets_a_fresh_instance_before_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "[limits]\nmax_open_buckets = 16\n");
+    let (served, admin, token) = start(dir.path(), &config);
+    runtime().block_on(async {
+        for i in 0..60 {
+            let path = format!(
+                "/api/v1/buckets/src/value?key={}",
+                encode(&format!("hoard/{i}"))
+            );
+            assert_eq!(
+                call(admin, Some(&token), "PUT", &path, b"h").await.status,
+                204
+            );
+        }
+        let mirrored = converged(admin, &token, Duration::from_secs(120)).await;
+        assert_eq!(mirrored.len(), 60);
+        assert!(entries(admin, &token, "dead-letters").await.is_empty());
+        let metrics = call(admin, Some(&token), "GET", "/api/v1/metrics", b"").await;
+        let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+        assert!(
+            text.lines().any(|line| line
+                == "kvhost_watch_events_retried_total{watcher=\"watcher\",bucket=\"src\"} 0"),
+            "{text}"
+        );
+    });
+    let (status, _) = served.stop();
+    assert!(status.success());
+}
