@@ -56,7 +56,7 @@ pub(crate) async fn wait_for_changes(
 ) -> crate::Result<ChangeRead> {
     // Subscribed before the first read, so a commit between a read and the wait wakes it.
     let mut committed = signal.subscribe();
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = deadline_after(wait);
     loop {
         committed.borrow_and_update();
         let answer = read()?;
@@ -69,6 +69,14 @@ pub(crate) async fn wait_for_changes(
             _ => return Ok(answer),
         }
     }
+}
+
+/// When a wait of `wait` from now ends (a wait too long to represent ends in a year: it is
+/// "no end" for any caller).
+pub(crate) fn deadline_after(wait: std::time::Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 24 * 3600))
 }
 
 /// A position that is a sequence number (8 bytes, little-endian).

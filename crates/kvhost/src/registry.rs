@@ -148,6 +148,11 @@ impl Registry {
                 }
                 #[cfg(feature = "redis")]
                 BackendKind::Redis | BackendKind::RedisCluster => {
+                    // Reading only: the change log is not turned on (that is a write).
+                    let bucket = &crate::config::BucketConfig {
+                        watch_retention: bucket.watch_retention.filter(|_| !read_only),
+                        ..bucket.clone()
+                    };
                     let redis = crate::backend::redis::RedisBucket::from_config(name, bucket)
                         .map_err(|source| SetupError::Redis {
                             bucket: name.clone(),

@@ -164,11 +164,11 @@ async fn head_retention_and_positions(bucket: Arc<dyn Bucket>) {
             next: now.clone()
         }
     );
-    // A write during a wait ends it.
+    // A write during a wait ends it (even a wait with no end).
     let waiter = {
         let bucket = Arc::clone(&bucket);
         let now = now.clone();
-        tokio::spawn(async move { bucket.changes(Some(now), 10, Duration::from_secs(10)).await })
+        tokio::spawn(async move { bucket.changes(Some(now), 10, Duration::MAX).await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     bucket.set("woken".into(), b"z".to_vec()).await.unwrap();
@@ -373,4 +373,34 @@ fn redis_logs_are_bounded_and_positions_kept() {
         let err = plain.changes(None, 1, Duration::ZERO).await.unwrap_err();
         assert!(err.to_string().contains("watch_retention"), "{err}");
     });
+}
+
+/// Reading a watched Redis bucket read-only (`kv --read-only`) does not turn its log on: that
+/// would be a write.
+#[test]
+fn a_read_only_registry_leaves_the_redis_log_off() {
+    let server = kvhost_testkit::shared_server();
+    let text = format!(
+        "[buckets.feed-read-only]\nbackend = \"redis\"\nurl = \"{}\"\nwatch_retention = 10\n",
+        server.url()
+    );
+    let config = kvhost::Config::from_toml_str(&text, "kvhost.toml").unwrap();
+    let registry = kvhost::Registry::from_config_read_only(&config).unwrap();
+    let bucket = registry
+        .open("feed-read-only", &kvhost::Grants::All)
+        .unwrap();
+    runtime().block_on(async {
+        assert_eq!(bucket.get("k").await.unwrap(), None);
+    });
+    let meta = "kvhost:{feed-read-only/0}:m";
+    assert_eq!(server.cli(&["HEXISTS", meta, "log"]), "0");
+    // The same config, writable, turns it on.
+    let registry = kvhost::Registry::from_config(&config).unwrap();
+    let bucket = registry
+        .open("feed-read-only", &kvhost::Grants::All)
+        .unwrap();
+    runtime().block_on(async {
+        assert_eq!(bucket.get("k").await.unwrap(), None);
+    });
+    assert_eq!(server.cli(&["HGET", meta, "log"]), "10");
 }

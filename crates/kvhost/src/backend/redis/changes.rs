@@ -106,7 +106,7 @@ pub(crate) async fn read_or_wait(
     max: usize,
     wait: Duration,
 ) -> Result<ChangeRead> {
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = crate::changes::deadline_after(wait);
     if layout.shards() == 1 {
         return read_only_shard(endpoint, layout, waiters, after, max, deadline).await;
     }
@@ -114,7 +114,11 @@ pub(crate) async fn read_or_wait(
         let mut signal = waiters.subscribe();
         let answer = read(endpoint, layout, after.as_deref(), max).await?;
         let next = match &answer {
-            ChangeRead::Changes { changes, next } if changes.is_empty() => next,
+            ChangeRead::Changes { changes, next }
+                if changes.is_empty() && tokio::time::Instant::now() < deadline =>
+            {
+                next
+            }
             _ => return Ok(answer),
         };
         let _armed = waiters.arm(&decode(next, layout.shards())?);
