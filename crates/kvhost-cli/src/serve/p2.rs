@@ -50,7 +50,6 @@ pub async fn respond(
     let hung_up = Arc::new(AtomicBool::new(false));
     let client_gone = Arc::clone(&hung_up);
     let task = tokio::spawn(async move {
-        let _slot = slot;
         let _in_flight = server.in_flight.clone();
         server.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let called = tokio::time::timeout(server.request_timeout, async {
@@ -63,14 +62,23 @@ pub async fn respond(
         .await;
         server.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         let failure = match called {
-            Ok(Ok(())) => return None,
-            Err(_elapsed) => Failure::Deadline(server.request_timeout),
-            Ok(Err(err)) => {
-                Failure::classify(err, store.data().memory_cap.hit, server.request_timeout)
-            }
+            Ok(Ok(())) => None,
+            Err(_elapsed) => Some(Failure::Deadline(server.request_timeout)),
+            Ok(Err(err)) => Some(Failure::classify(
+                err,
+                store.data().memory_cap.hit,
+                server.request_timeout,
+            )),
         };
-        failure.log(client_gone.load(Ordering::Acquire), None);
-        Some(failure)
+        // Invariant: the instance is back in the pool before its admission slot is freed.
+        // Freed first (as a local dropped before the captured store), a request admitted on
+        // the slot could find the pool still full and fail ("maximum concurrent limit").
+        drop(store);
+        drop(slot);
+        if let Some(failure) = &failure {
+            failure.log(client_gone.load(Ordering::Acquire), None);
+        }
+        failure
     });
 
     match receiver.await {
