@@ -147,7 +147,17 @@ fn the_watcher_mirrors_src_through_writers_a_kill_and_a_trapping_handler() {
             call(admin, Some(&token), "PUT", &path, b"c").await.status,
             204
         );
-        let mirrored = converged(admin, &token, Duration::from_secs(240)).await;
+        // src and mirror are read one after the other, so they can agree for a moment between
+        // the handler's write of copied/me into src and that change reaching mirror: converge
+        // until the copy is there too.
+        let started = Instant::now();
+        let mirrored = loop {
+            let mirrored = converged(admin, &token, Duration::from_secs(240)).await;
+            if mirrored.contains_key("copied/me") || started.elapsed() > Duration::from_secs(60) {
+                break mirrored;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
         let parked = entries(admin, &token, "dead-letters").await;
         assert!(
             parked.len() >= 2 && parked.keys().all(|key| key.starts_with("watcher/src/")),
