@@ -522,8 +522,7 @@ fn kv_goes_through_a_live_serve_while_a_spin_app_writes() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
 
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
     assert!(!data.join("admin.json").exists());
     // With the server gone, kv opens the data dir itself and finds everything.
     let local = kv(&["get", "default", "from-cli"]);

@@ -57,6 +57,5 @@ fn the_console_browses_edits_deletes_imports_and_exports_in_chromium() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "the browser test failed (above)");
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }

@@ -236,8 +236,7 @@ fn the_minimal_hello_component_answers_hello() {
         replies.iter().all(|r| *r == (200, "hello\n".to_string())),
         "{replies:?}"
     );
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }
 
 /// Reads from `stream` until the server closes it (or 10 s pass); returns what was read and
@@ -295,8 +294,7 @@ fn slow_and_idle_clients_are_closed_after_the_header_timeout() {
         "{:?}",
         started.elapsed()
     );
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }
 
 /// Past --max-connections, a new connection is answered 503 and closed; once one closes,
@@ -335,8 +333,7 @@ fn connections_past_the_cap_are_answered_503() {
         "{}",
         metrics.1
     );
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }
 
 /// SIGTERM closes connections without a whole request at once: kvhost exits in well under
@@ -380,8 +377,7 @@ fn request_bodies_over_the_limit_get_413() {
         over.1.contains("--max-request-body (1024 bytes)"),
         "{over:?}"
     );
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }
 
 /// Instances share --max-total-memory: when it is used up, a request gets 503 naming it
@@ -401,8 +397,7 @@ fn instances_share_the_total_memory_cap() {
         reply.1.contains("--max-total-memory (32768 bytes"),
         "{reply:?}"
     );
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }
 
 /// A trap's details (the wasm backtrace) go to the log, never to the client, whose 500 says

@@ -172,8 +172,7 @@ fn the_watcher_mirrors_src_through_writers_a_kill_and_a_trapping_handler() {
         Some("Yw=="),
         "the handler read and wrote through its bucket"
     );
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }
 
 #[test]
@@ -230,8 +229,7 @@ fn a_watcher_that_fell_behind_the_retention_resyncs_from_a_snapshot() {
             "{text}"
         );
     });
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }
 
 /// `kvhost watch` with no component runs the config's `[[watchers]]`: a new watcher starts
@@ -430,6 +428,5 @@ fn a_handler_that_keeps_its_buckets_gets_a_fresh_instance_before_the_cap() {
             "{text}"
         );
     });
-    let (status, _) = served.stop();
-    assert!(status.success());
+    served.stop_cleanly();
 }

@@ -336,6 +336,10 @@ impl RedisCluster {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "1000",
+                    // A replica's first sync starts at once, not after Redis' default 5 s
+                    // wait for other replicas to share the transfer.
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ])
             })
             .collect();
@@ -350,7 +354,28 @@ impl RedisCluster {
         redis_cli(nodes[0].port(), &args);
         let cluster = RedisCluster { nodes };
         cluster.wait_until_ok(Duration::from_secs(30));
+        cluster.wait_until_replicas_synced(Duration::from_secs(30));
         cluster
+    }
+
+    /// Waits until every running replica has finished its first sync with its master
+    /// (`master_link_status:up`): before that, a `WAIT` on the master counts no replica.
+    pub fn wait_until_replicas_synced(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        for node in self.nodes.iter().filter(|node| node.child.is_some()) {
+            loop {
+                let info = node.cli(&["INFO", "replication"]);
+                if info.contains("role:master") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the replica on port {} did not sync with its master: {info}",
+                    node.port()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 
     /// Waits until every running node reports `cluster_state:ok` and agrees on all slots.

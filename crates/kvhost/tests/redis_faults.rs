@@ -156,7 +156,7 @@ async fn a_cluster_master_failing_over_is_handled_by_the_client() {
     // Every write is on a replica before the master dies (Redis replicates asynchronously).
     for port in cluster.master_ports() {
         let node = cluster.nodes().iter().find(|n| n.port() == port).unwrap();
-        assert_eq!(node.cli(&["WAIT", "1", "5000"]), "1");
+        assert_eq!(node.cli(&["WAIT", "1", "30000"]), "1");
     }
     let victim = cluster
         .nodes()

@@ -94,6 +94,17 @@ impl Served {
         let log = self.log.try_iter().collect();
         (status, log)
     }
+
+    /// Stops as [`Served::stop`] and asserts a clean exit (the log is in the message if not);
+    /// returns the log.
+    pub fn stop_cleanly(self) -> Vec<String> {
+        let (status, log) = self.stop();
+        assert!(
+            status.success(),
+            "kvhost serve exited with {status}: {log:#?}"
+        );
+        log
+    }
 }
 
 impl Drop for Served {
