@@ -148,17 +148,18 @@ impl Registry {
                 }
                 #[cfg(feature = "redis")]
                 BackendKind::Redis | BackendKind::RedisCluster => {
-                    // Reading only: the change log is not turned on (that is a write).
-                    let bucket = &crate::config::BucketConfig {
-                        watch_retention: bucket.watch_retention.filter(|_| !read_only),
-                        ..bucket.clone()
-                    };
                     let redis = crate::backend::redis::RedisBucket::from_config(name, bucket)
                         .map_err(|source| SetupError::Redis {
                             bucket: name.clone(),
                             source,
                         })?;
-                    Arc::new(redis)
+                    // Reading only: nothing is written to Redis, not even the layout record
+                    // or the switch of the change log.
+                    Arc::new(if read_only {
+                        redis.reading_only()
+                    } else {
+                        redis
+                    })
                 }
                 #[cfg(not(feature = "redis"))]
                 BackendKind::Redis | BackendKind::RedisCluster => {

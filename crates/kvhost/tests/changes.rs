@@ -385,22 +385,22 @@ fn a_read_only_registry_leaves_the_redis_log_off() {
         server.url()
     );
     let config = kvhost::Config::from_toml_str(&text, "kvhost.toml").unwrap();
-    let registry = kvhost::Registry::from_config_read_only(&config).unwrap();
-    let bucket = registry
-        .open("feed-read-only", &kvhost::Grants::All)
-        .unwrap();
-    runtime().block_on(async {
-        assert_eq!(bucket.get("k").await.unwrap(), None);
-    });
-    let meta = "kvhost:{feed-read-only/0}:m";
-    assert_eq!(server.cli(&["HEXISTS", meta, "log"]), "0");
-    // The same config, writable, turns it on.
-    let registry = kvhost::Registry::from_config(&config).unwrap();
-    let bucket = registry
-        .open("feed-read-only", &kvhost::Grants::All)
-        .unwrap();
-    runtime().block_on(async {
-        assert_eq!(bucket.get("k").await.unwrap(), None);
-    });
-    assert_eq!(server.cli(&["HGET", meta, "log"]), "10");
+    let first_read = |registry: kvhost::Registry| {
+        let bucket = registry
+            .open("feed-read-only", &kvhost::Grants::All)
+            .unwrap();
+        runtime().block_on(async {
+            assert_eq!(bucket.get("k").await.unwrap(), None);
+            assert!(bucket.list_keys(None).await.unwrap().keys.is_empty());
+        });
+    };
+    // Reading only writes nothing to Redis: no layout record, no change log switch.
+    first_read(kvhost::Registry::from_config_read_only(&config).unwrap());
+    assert_eq!(server.cli(&["KEYS", "kvhost:{feed-read-only*"]), "");
+    // The same config, writable, creates the layout and turns the log on.
+    first_read(kvhost::Registry::from_config(&config).unwrap());
+    assert_eq!(
+        server.cli(&["HGET", "kvhost:{feed-read-only/0}:m", "log"]),
+        "10"
+    );
 }

@@ -111,6 +111,9 @@ pub struct RedisBucket {
     layout: OnceCell<Layout>,
     /// Changes kept for watchers (`watch_retention`), if this bucket keeps a change log.
     change_log: Option<u64>,
+    /// Whether this process only reads the bucket: then it never writes to Redis, not even
+    /// the layout record (see [`RedisBucket::reading_only`]).
+    reading_only: bool,
     waiters: std::sync::OnceLock<wait::Waiters>,
 }
 
@@ -168,8 +171,20 @@ impl RedisBucket {
             cluster,
             layout: OnceCell::new(),
             change_log: None,
+            reading_only: false,
             waiters: std::sync::OnceLock::new(),
         })
+    }
+
+    /// This bucket used by a process that only reads it (`kv --read-only`): its first use
+    /// reads the layout record without creating it (a bucket never written has none: it is
+    /// read with the layout a first writer would create, and is empty), and no change log
+    /// is turned on. Writes are refused above this type (see `backend::read_only`).
+    #[must_use]
+    pub fn reading_only(mut self) -> Self {
+        self.reading_only = true;
+        self.change_log = None;
+        self
     }
 
     /// This bucket keeping a change log of the last `retention` changes, written by every
@@ -199,17 +214,34 @@ impl RedisBucket {
                     layout::STANDALONE_SHARDS
                 };
                 let key = Layout::layout_key(&self.name);
-                let (format, stored): (u32, u32) = self
-                    .primary
-                    .run(|mut conn| async move {
-                        scripts::LAYOUT
-                            .key(key)
-                            .arg(layout::FORMAT)
-                            .arg(shards)
-                            .invoke_async(&mut conn)
-                            .await
-                    })
-                    .await?;
+                let (format, stored): (u32, u32) = if self.reading_only {
+                    let stored: (Option<u32>, Option<u32>) = self
+                        .primary
+                        .run(|mut conn| async move {
+                            redis::cmd("HMGET")
+                                .arg(key)
+                                .arg("format")
+                                .arg("shards")
+                                .query_async(&mut conn)
+                                .await
+                        })
+                        .await?;
+                    (
+                        stored.0.unwrap_or(layout::FORMAT),
+                        stored.1.unwrap_or(shards),
+                    )
+                } else {
+                    self.primary
+                        .run(|mut conn| async move {
+                            scripts::LAYOUT
+                                .key(key)
+                                .arg(layout::FORMAT)
+                                .arg(shards)
+                                .invoke_async(&mut conn)
+                                .await
+                        })
+                        .await?
+                };
                 if format != layout::FORMAT {
                     return Err(Error::other(format!(
                         "bucket {:?} on {} has layout format {format}; this kvhost reads format {}",
