@@ -118,7 +118,8 @@ fn main() {
             let (served, _, _) = start(dir.path(), default, false);
             let report = rt.block_on(load(served.address, CLIENTS, duration, write));
             assert_eq!(report.failed, 0, "{:?}", report.errors);
-            plain.push(report.rps());
+            let anchor = report.rps();
+            plain.push(anchor);
             drop(served);
 
             redis.cli(&["FLUSHALL"]);
@@ -156,7 +157,7 @@ fn main() {
                 (report.rps(), delivered, samples)
             });
             // Paired with this round's anchor: the disk's fsync time drifts over a run.
-            ratios.push(rps / plain[plain.len() - 1]);
+            ratios.push(rps / anchor);
             watched.push(rps);
             events.push(delivered);
             latencies.extend(samples);

@@ -101,17 +101,30 @@ async fn write(admin: SocketAddr, token: &str, round: u32, ops: u32) {
 /// Waits until `mirror` equals `src` (keys starting with `trap/` left out), or fails after
 /// `within`.
 async fn converged(admin: SocketAddr, token: &str, within: Duration) -> BTreeMap<String, String> {
+    converged_with(admin, token, within, &[]).await
+}
+
+/// As [`converged`], once `mirror` also holds every key of `including` (src and mirror are
+/// read one after the other, so they can agree for a moment between a handler's own write
+/// into src and that change reaching mirror).
+async fn converged_with(
+    admin: SocketAddr,
+    token: &str,
+    within: Duration,
+    including: &[&str],
+) -> BTreeMap<String, String> {
     let started = Instant::now();
     loop {
         let mut src = entries(admin, token, "src").await;
         src.retain(|key, _| !key.starts_with("trap/"));
         let mirror = entries(admin, token, "mirror").await;
-        if src == mirror {
+        if src == mirror && including.iter().all(|key| mirror.contains_key(*key)) {
             return src;
         }
         assert!(
             started.elapsed() < within,
-            "mirror never caught up with src: {} keys in src, {} in mirror",
+            "mirror never caught up with src (or lacks one of {including:?}): {} keys in src, \
+             {} in mirror",
             src.len(),
             mirror.len()
         );
@@ -147,17 +160,9 @@ fn the_watcher_mirrors_src_through_writers_a_kill_and_a_trapping_handler() {
             call(admin, Some(&token), "PUT", &path, b"c").await.status,
             204
         );
-        // src and mirror are read one after the other, so they can agree for a moment between
-        // the handler's write of copied/me into src and that change reaching mirror: converge
-        // until the copy is there too.
-        let started = Instant::now();
-        let mirrored = loop {
-            let mirrored = converged(admin, &token, Duration::from_secs(240)).await;
-            if mirrored.contains_key("copied/me") || started.elapsed() > Duration::from_secs(60) {
-                break mirrored;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        };
+        // The handler writes copied/me into src itself: converged once that is mirrored too.
+        let mirrored =
+            converged_with(admin, &token, Duration::from_secs(300), &["copied/me"]).await;
         let parked = entries(admin, &token, "dead-letters").await;
         assert!(
             parked.len() >= 2 && parked.keys().all(|key| key.starts_with("watcher/src/")),

@@ -360,40 +360,39 @@ impl RedisCluster {
 
     /// Waits until every running replica has finished its first sync with its master
     /// (`master_link_status:up`): before that, a `WAIT` on the master counts no replica.
-    pub fn wait_until_replicas_synced(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        for node in self.nodes.iter().filter(|node| node.child.is_some()) {
-            loop {
-                let info = node.cli(&["INFO", "replication"]);
-                if info.contains("role:master") || info.contains("master_link_status:up") {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the replica on port {} did not sync with its master: {info}",
-                    node.port()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
+    fn wait_until_replicas_synced(&self, within: Duration) {
+        self.wait_until_every_node(within, "a replica did not sync with its master", |port| {
+            let info = bulk_reply(port, "INFO replication");
+            info.contains("role:master") || info.contains("master_link_status:up")
+        });
     }
 
     /// Waits until every running node reports `cluster_state:ok` and agrees on all slots.
     pub fn wait_until_ok(&self, within: Duration) {
+        self.wait_until_every_node(within, "the cluster did not become ok", |port| {
+            let info = bulk_reply(port, "CLUSTER INFO");
+            info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+        });
+    }
+
+    /// Polls until `ready(port)` holds for every running node; past `within`, panics with
+    /// `failure` and the port of a node that was not ready.
+    fn wait_until_every_node(&self, within: Duration, failure: &str, ready: impl Fn(u16) -> bool) {
         let deadline = Instant::now() + within;
         loop {
-            let ok = self
+            let waiting = self
                 .nodes
                 .iter()
                 .filter(|node| node.child.is_some())
-                .all(|node| {
-                    let info = cluster_info(node.port());
-                    info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
-                });
-            if ok {
+                .find(|node| !ready(node.port()));
+            let Some(node) = waiting else {
                 return;
-            }
-            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            };
+            assert!(
+                Instant::now() < deadline,
+                "{failure} (node on port {})",
+                node.port()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -424,13 +423,17 @@ impl RedisCluster {
     }
 }
 
-/// `CLUSTER INFO` over a raw connection (no redis-cli process per poll).
-fn cluster_info(port: u16) -> String {
+/// The bulk-string reply to `command` (e.g. `CLUSTER INFO`) over a raw connection (no
+/// redis-cli process per poll); empty if the node does not answer.
+fn bulk_reply(port: u16, command: &str) -> String {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    if stream.write_all(b"CLUSTER INFO\r\n").is_err() {
+    if stream
+        .write_all(format!("{command}\r\n").as_bytes())
+        .is_err()
+    {
         return String::new();
     }
     let mut reader = BufReader::new(&mut stream);
