@@ -154,8 +154,23 @@ impl RedisServer {
         redis_cli(self.port, args)
     }
 
-    /// Starts the process and waits until it answers PING; `false` if it exited (port taken).
+    /// Starts the process and waits until it is ready; `false` if it exited (port taken).
+    ///
+    /// Ready means *this* process logged that it accepts connections and the port answers
+    /// PING. A PING alone is not enough: another test may have bound the same ephemeral port
+    /// a moment earlier, and its server would answer while ours fails to bind and exits.
     fn spawn(&mut self) -> bool {
+        let log_path = self.dir.path().join("redis.log");
+        // A restart appends to the same log: only what this process writes counts.
+        let log_start = std::fs::metadata(&log_path).map_or(0, |meta| meta.len());
+        let logged_ready = || {
+            std::fs::read(&log_path).is_ok_and(|log| {
+                let ours = log.get(usize::try_from(log_start).unwrap_or(usize::MAX)..);
+                ours.is_some_and(|ours| {
+                    String::from_utf8_lossy(ours).contains("Ready to accept connections")
+                })
+            })
+        };
         let mut command = Command::new("redis-server");
         command
             .arg("--port")
@@ -174,20 +189,19 @@ impl RedisServer {
         reaper::track(child.id(), self.dir.path());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if ping(self.port) {
-                self.child = Some(child);
-                return true;
-            }
             if let Ok(Some(_)) = child.try_wait() {
                 reaper::forget(child.id());
                 return false;
+            }
+            if logged_ready() && ping(self.port) {
+                self.child = Some(child);
+                return true;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 reaper::forget(child.id());
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                 panic!(
                     "redis-server on port {} did not answer within 10 s:\n{log}",
                     self.port
