@@ -120,9 +120,18 @@ pub fn yield_each_tick<T>(store: &mut Store<T>, deadline: Option<Instant>) {
     store.set_epoch_deadline(1);
 }
 
+/// The cache directory the flags select: none with `--no-cache`, else `--cache-dir`, else the
+/// default ([`default_cache_dir`]).
+pub fn cache_dir(no_cache: bool, flag: Option<&Path>) -> Option<PathBuf> {
+    if no_cache {
+        return None;
+    }
+    flag.map(Path::to_path_buf).or_else(default_cache_dir)
+}
+
 /// The default cache directory: `$KVHOST_CACHE_DIR`, else `$XDG_CACHE_HOME/kvhost`, else
 /// `~/.cache/kvhost`; `None` if none of them is set.
-pub fn default_cache_dir() -> Option<PathBuf> {
+fn default_cache_dir() -> Option<PathBuf> {
     let env = |name| std::env::var_os(name).filter(|value| !value.is_empty());
     env("KVHOST_CACHE_DIR")
         .map(PathBuf::from)

@@ -14,7 +14,6 @@ use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::bucket_spec::BucketSpec;
 use crate::cli::HostArgs;
 use crate::{engine, setup};
 
@@ -32,31 +31,20 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Opens the buckets the flags select (reporting to `observer`, if any; `watched` ones
-    /// with change logs) and loads the component at `path` on `engine`, through the compile
-    /// cache unless `--no-cache`.
+    /// Opens the buckets of `config` (reporting to `observer`, if any) and loads the
+    /// component at `path` on `engine`, through the compile cache unless `--no-cache`.
     pub fn new(
+        config: kvhost::Config,
         args: &HostArgs,
         engine: &Engine,
         path: &std::path::Path,
         observer: Option<Arc<dyn Observer>>,
-        watched: &[String],
     ) -> Result<Prepared> {
-        let buckets = args
-            .buckets
-            .iter()
-            .map(|spec| spec.parse::<BucketSpec>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|message| anyhow::anyhow!("--bucket: {message}"))?;
-        let (config, mut registry) = setup::open_registry_with(&args.config, &buckets, watched)?;
+        let mut registry = setup::open_registry(&config)?;
         if let Some(observer) = observer {
             registry.set_observer(observer);
         }
-        let cache = if args.no_cache {
-            None
-        } else {
-            args.cache_dir.clone().or_else(engine::default_cache_dir)
-        };
+        let cache = engine::cache_dir(args.no_cache, args.cache_dir.as_deref());
         let component = engine::load_component(engine, path, cache.as_deref())?;
         engine::prepare_memory_images(&component);
         Ok(Prepared {

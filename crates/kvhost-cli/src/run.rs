@@ -36,7 +36,8 @@ const EXIT_NOT_DURABLE: u8 = 74;
 /// Runs `kvhost run`.
 pub async fn run(args: RunArgs) -> Result<Outcome> {
     let engine = engine::engine()?;
-    let prepared = Prepared::new(&args.host, &engine, &args.component, None, &[])?;
+    let config = crate::setup::configure_host(&args.host, &[])?;
+    let prepared = Prepared::new(config, &args.host, &engine, &args.component, None)?;
 
     let mut linker = Linker::<HostState>::new(&engine);
     let linker_error =

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context, Result};
 use kvhost::{BucketHandle, Config, Error, Grants, Registry};
 
 use crate::bucket_spec::BucketSpec;
-use crate::cli::ConfigArgs;
+use crate::cli::{ConfigArgs, HostArgs};
 
 /// The config file used when `--config` is not given, if it exists.
 pub const IMPLICIT_CONFIG: &str = "kvhost.toml";
@@ -14,8 +14,15 @@ pub const IMPLICIT_CONFIG: &str = "kvhost.toml";
 /// The change-log retention a watched bucket gets when its config sets none.
 pub const DEFAULT_WATCH_RETENTION: u64 = 100_000;
 
-/// The configuration the flags select.
-pub fn load_config(args: &ConfigArgs) -> Result<Config> {
+/// The configuration the flags select: the config file (`--config`, else `./kvhost.toml` if
+/// present, else the defaults), with `--data-dir`, then the buckets of `--runtime-config` and
+/// then `extra` (`--bucket` flags), each replacing a configured bucket of the same name.
+/// `watched` buckets, and those of the config's `[[watchers]]`, keep a change log (their own
+/// `watch_retention`, else [`DEFAULT_WATCH_RETENTION`]).
+///
+/// Read once per process: every later step (finding a running server, sizing pools, opening
+/// buckets) takes the [`Config`] this returns.
+pub fn configure(args: &ConfigArgs, extra: &[BucketSpec], watched: &[String]) -> Result<Config> {
     let implicit = Path::new(IMPLICIT_CONFIG);
     let file: Option<PathBuf> = match &args.config {
         Some(file) => Some(file.clone()),
@@ -29,48 +36,6 @@ pub fn load_config(args: &ConfigArgs) -> Result<Config> {
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
-    Ok(config)
-}
-
-/// The registry the flags select.
-pub fn open_registry(args: &ConfigArgs) -> Result<(Config, Registry)> {
-    open_registry_with(args, &[], &[])
-}
-
-/// As [`open_registry`], for reading only (`kvhost kv --read-only`): writes are refused, and
-/// the embedded store is read from a snapshot in memory, so a data dir that cannot be written
-/// (or that a running kvhost holds) can be read.
-pub fn open_registry_read_only(args: &ConfigArgs) -> Result<(Config, Registry)> {
-    let config = configured(args, &[])?;
-    let registry = Registry::from_config_read_only(&config)
-        .context("cannot open the configured buckets (read-only)")?;
-    Ok((config, registry))
-}
-
-/// The registry the flags select, plus the buckets of `--runtime-config` and then those of
-/// `--bucket` flags (`extra`), each replacing a configured bucket of the same name.
-/// `watched` buckets, and those of the config's `[[watchers]]`, keep a change log (their own
-/// `watch_retention`, else [`DEFAULT_WATCH_RETENTION`]).
-pub fn open_registry_with(
-    args: &ConfigArgs,
-    extra: &[BucketSpec],
-    watched: &[String],
-) -> Result<(Config, Registry)> {
-    let mut config = configured(args, extra)?;
-    let from_config: Vec<String> = config
-        .watchers
-        .iter()
-        .flat_map(|watcher| watcher.buckets.clone())
-        .collect();
-    keep_change_logs(&mut config, watched)?;
-    keep_change_logs(&mut config, &from_config)?;
-    let registry = Registry::from_config(&config).context("cannot open the configured buckets")?;
-    Ok((config, registry))
-}
-
-/// The config the flags select, with the buckets of `--runtime-config` and then `extra`.
-fn configured(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<Config> {
-    let mut config = load_config(args)?;
     let spin = match &args.runtime_config {
         Some(path) => crate::spin_config::runtime_config_buckets(path)?,
         None => Vec::new(),
@@ -85,7 +50,39 @@ fn configured(args: &ConfigArgs, extra: &[BucketSpec]) -> Result<Config> {
             }
         }
     }
+    let from_config: Vec<String> = config
+        .watchers
+        .iter()
+        .flat_map(|watcher| watcher.buckets.clone())
+        .collect();
+    keep_change_logs(&mut config, watched)?;
+    keep_change_logs(&mut config, &from_config)?;
     Ok(config)
+}
+
+/// As [`configure`], for a command that runs a component: `extra` comes from its `--bucket`
+/// flags.
+pub fn configure_host(args: &HostArgs, watched: &[String]) -> Result<Config> {
+    let extra = args
+        .buckets
+        .iter()
+        .map(|spec| spec.parse::<BucketSpec>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|message| anyhow!("--bucket: {message}"))?;
+    configure(&args.config, &extra, watched)
+}
+
+/// Opens the buckets of `config`.
+pub fn open_registry(config: &Config) -> Result<Registry> {
+    Registry::from_config(config).context("cannot open the configured buckets")
+}
+
+/// As [`open_registry`], for reading only (`kvhost kv --read-only`): writes are refused, and
+/// the embedded store is read from a snapshot in memory, so a data dir that cannot be written
+/// (or that a running kvhost holds) can be read.
+pub fn open_registry_read_only(config: &Config) -> Result<Registry> {
+    Registry::from_config_read_only(config)
+        .context("cannot open the configured buckets (read-only)")
 }
 
 /// Gives every bucket in `watched` a change log, refusing buckets that are not configured.

@@ -146,7 +146,8 @@ async fn accept(listener: TcpListener, api: Arc<Api>) {
 /// SIGINT or SIGTERM.
 pub async fn run(args: AdminArgs) -> Result<Outcome> {
     let metrics = Arc::new(Metrics::default());
-    let (config, mut registry) = crate::setup::open_registry(&args.config)?;
+    let config = crate::setup::configure(&args.config, &[], &[])?;
+    let mut registry = crate::setup::open_registry(&config)?;
     registry.set_observer(metrics.clone());
     let registry = Arc::new(registry);
     let settings = AdminSettings {

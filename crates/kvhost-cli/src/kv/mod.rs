@@ -17,7 +17,7 @@ use kvhost::{Config, Registry};
 
 use self::remote::Client;
 use crate::cli::{KvArgs, KvCommand};
-use crate::setup::{load_config, open_bucket as open, open_registry, open_registry_read_only};
+use crate::setup::{configure, open_bucket as open, open_registry, open_registry_read_only};
 use crate::Outcome;
 
 /// The environment variable `--server` takes the token from when `--token-file` is not given.
@@ -63,13 +63,14 @@ async fn target(args: &KvArgs) -> Result<Target> {
         };
         return Ok(Target::Remote(Client::new(url, &token)?));
     }
+    let config = configure(&args.config, &[], &[])?;
     if args.read_only {
-        let (config, registry) = open_registry_read_only(&args.config)?;
+        let registry = open_registry_read_only(&config)?;
         return Ok(Target::Local { config, registry });
     }
-    let data_dir = load_config(&args.config)?.data_dir;
+    let data_dir = &config.data_dir;
     let mut unreachable = None;
-    if let Some(found) = crate::admin::discovered(&data_dir)? {
+    if let Some(found) = crate::admin::discovered(data_dir)? {
         if process_alive(found.pid) {
             let client = Client::new(&found.url, &found.token)?;
             match client.buckets().await {
@@ -87,8 +88,8 @@ async fn target(args: &KvArgs) -> Result<Target> {
             }
         }
     }
-    match open_registry(&args.config) {
-        Ok((config, registry)) => Ok(Target::Local { config, registry }),
+    match open_registry(&config) {
+        Ok(registry) => Ok(Target::Local { config, registry }),
         Err(err) if held_by_another_process(&err) => Err(match unreachable {
             Some(api_error) => err.context(format!(
                 "the kvhost holding it published an admin API, but it does not answer \

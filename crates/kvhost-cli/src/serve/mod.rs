@@ -57,8 +57,8 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     let metrics = Arc::new(Metrics::default());
     check_servable(&args.component)?;
     // One instance per watcher and watched bucket, beside the app's.
-    let configured = crate::setup::load_config(&args.host.config)?;
-    let watcher_instances = crate::watch::configured_and(&configured, &args.watchers)
+    let config = crate::setup::configure_host(&args.host, &crate::watch::watched(&args.watchers))?;
+    let watcher_instances = crate::watch::configured_and(&config, &args.watchers)
         .iter()
         .map(|spec| spec.buckets.len())
         .sum::<usize>();
@@ -67,13 +67,12 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
         args.max_concurrency.saturating_add(watcher_instances),
         args.host.max_memory,
     )?;
-    let watched = crate::watch::watched(&args.watchers);
     let prepared = Prepared::new(
+        config,
         &args.host,
         &engine,
         &args.component,
         Some(metrics.clone()),
-        &watched,
     )?;
     let linked = link(&engine, &prepared.component, &args.component)?;
     engine::start_epoch_ticker(&engine);
@@ -105,14 +104,7 @@ pub async fn serve(args: ServeArgs) -> Result<Outcome> {
     let watchers = if specs.is_empty() {
         None
     } else {
-        let cache = if args.host.no_cache {
-            None
-        } else {
-            args.host
-                .cache_dir
-                .clone()
-                .or_else(engine::default_cache_dir)
-        };
+        let cache = engine::cache_dir(args.host.no_cache, args.host.cache_dir.as_deref());
         Some(crate::watch::start(
             &specs,
             &crate::watch::Setting {

@@ -208,8 +208,8 @@ pub async fn run(args: WatchArgs) -> Result<Outcome> {
         })
         .collect();
     let metrics = Arc::new(Metrics::default());
-    let (config, mut registry) =
-        crate::setup::open_registry_with(&args.config, &[], &watched(&flagged))?;
+    let config = crate::setup::configure(&args.config, &[], &watched(&flagged))?;
+    let mut registry = crate::setup::open_registry(&config)?;
     let specs = if flagged.is_empty() {
         configured_and(&config, &[])
     } else {
@@ -225,11 +225,7 @@ pub async fn run(args: WatchArgs) -> Result<Outcome> {
     let registry = Arc::new(registry);
     let engine = engine::engine()?;
     engine::start_epoch_ticker(&engine);
-    let cache = if args.no_cache {
-        None
-    } else {
-        args.cache_dir.clone().or_else(engine::default_cache_dir)
-    };
+    let cache = engine::cache_dir(args.no_cache, args.cache_dir.as_deref());
     let watchers = start(
         &specs,
         &Setting {
