@@ -5,18 +5,8 @@
 # Idempotent: does nothing when node_modules was installed from the current lock file.
 set -euo pipefail
 trap 'echo "error: $0 failed at line $LINENO" >&2' ERR
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-js="$root/guests/js"
-stamp="$js/node_modules/.kvhost-installed"
-
-if [ -f "$stamp" ] && [ "$stamp" -nt "$js/package-lock.json" ] && [ "$stamp" -nt "$js/package.json" ]; then
-    exit 0
-fi
-if ! command -v npm >/dev/null 2>&1; then
-    echo "error: npm not found; install Node.js (20 or later, with npm) to build the JS guests" >&2
-    exit 1
-fi
-echo "==> installing componentize-js into guests/js/node_modules (npm ci, pinned by package-lock.json)" >&2
-(cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
-touch "$stamp"
+npm_ci_stamped "$root/guests/js" "componentize-js (the JS guests)"
