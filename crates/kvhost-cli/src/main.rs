@@ -3,8 +3,9 @@
 //! A thin layer over the libraries; imports run one way, from the commands down to the
 //! helpers:
 //! - [`cli`] declares the commands and flags ([`units`] parses sizes and durations).
-//! - [`setup`] turns flags and `kvhost.toml` into a [`kvhost::Registry`]: `--bucket` flags
-//!   through [`bucket_spec`], Spin's runtime config through [`spin_config`].
+//! - [`setup`] turns flags and `kvhost.toml` into one [`kvhost::Config`] (read once per
+//!   process), and that into a [`kvhost::Registry`]: `--bucket` flags through
+//!   [`bucket_spec`], Spin's runtime config through [`spin_config`].
 //! - [`run`] runs a component and [`serve`] serves an HTTP component, both on the engine of
 //!   [`engine`] (components renamed by [`wit_versions`]) with the instance state of [`host`]
 //!   (outgoing HTTP refused by [`outgoing_http`]), stopped by [`signals`].
