@@ -172,6 +172,7 @@ fn main() {
             median(&mut watched),
             median(&mut events),
         );
+        // `median` sorted the ratios: the range is their first and last.
         let ratio = median(&mut ratios);
         let (lowest, highest) = (ratios[0], ratios[ratios.len() - 1]);
         latencies.sort();

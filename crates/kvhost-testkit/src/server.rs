@@ -162,11 +162,11 @@ impl RedisServer {
     fn spawn(&mut self) -> bool {
         let log_path = self.dir.path().join("redis.log");
         // A restart appends to the same log: only what this process writes counts.
-        let log_start = std::fs::metadata(&log_path).map_or(0, |meta| meta.len());
+        let log_start = std::fs::metadata(&log_path)
+            .map_or(0, |meta| usize::try_from(meta.len()).unwrap_or(usize::MAX));
         let logged_ready = || {
             std::fs::read(&log_path).is_ok_and(|log| {
-                let ours = log.get(usize::try_from(log_start).unwrap_or(usize::MAX)..);
-                ours.is_some_and(|ours| {
+                log.get(log_start..).is_some_and(|ours| {
                     String::from_utf8_lossy(ours).contains("Ready to accept connections")
                 })
             })
